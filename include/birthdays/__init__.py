@@ -1,0 +1,1 @@
+"""Birthday pipeline business logic: time rules, settings, planning and the database schema."""

@@ -1,0 +1,81 @@
+"""Pipeline settings: Airflow Variables with defaults, parsed and validated in one place.
+
+Tasks pass a lookup (``Variable.get``), so a Variable or an ``AIRFLOW_VAR_<NAME>`` environment variable
+overrides a default. A bad value fails the task with a message that names the Variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import time
+from typing import TypeVar
+
+from include.birthdays.rules import Feb29Rule
+from include.birthdays.timezones import UnknownTimeZoneError, load_zone
+
+VariableLookup = Callable[[str], "str | None"]
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A Variable holds a value the pipeline cannot use."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    send_local_time: time = time(9, 0)
+    feb29_rule: Feb29Rule = Feb29Rule.FEB28
+    default_timezone: str = "UTC"
+    batch_size: int = 500
+    max_lateness_hours: int = 48
+
+    @classmethod
+    def from_variables(cls, lookup: VariableLookup) -> Settings:
+        """Read every setting through ``lookup(name)``, which returns None for a Variable that is not set."""
+        defaults = cls()
+        return cls(
+            send_local_time=_parse(lookup, "birthday_send_local_time", defaults.send_local_time, _local_time),
+            feb29_rule=_parse(lookup, "birthday_feb29_rule", defaults.feb29_rule, _feb29_rule),
+            default_timezone=_parse(lookup, "birthday_default_timezone", defaults.default_timezone, _zone),
+            batch_size=_parse(lookup, "birthday_batch_size", defaults.batch_size, _positive_int),
+            max_lateness_hours=_parse(
+                lookup, "birthday_max_lateness_hours", defaults.max_lateness_hours, _positive_int
+            ),
+        )
+
+
+def _parse(lookup: VariableLookup, name: str, default: T, parse: Callable[[str], T]) -> T:
+    raw = lookup(name)
+    if raw is None:
+        return default
+    try:
+        return parse(str(raw).strip())
+    except (ValueError, UnknownTimeZoneError) as error:
+        raise SettingsError(f"Variable {name} has an invalid value {raw!r}: {error}") from error
+
+
+def _local_time(raw: str) -> time:
+    parsed = time.fromisoformat(raw)
+    if parsed.tzinfo is not None:
+        raise ValueError("a local time carries no offset")
+    return parsed
+
+
+def _feb29_rule(raw: str) -> Feb29Rule:
+    try:
+        return Feb29Rule(raw)
+    except ValueError:
+        raise ValueError(f"expected one of {', '.join(Feb29Rule)}") from None
+
+
+def _zone(raw: str) -> str:
+    load_zone(raw)
+    return raw
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a positive whole number")
+    return value

@@ -1,0 +1,92 @@
+"""Session set-up for every test: one PostgreSQL server, a fresh application database, an Airflow home.
+
+Airflow reads its configuration when it is first imported, so the environment is set in
+``pytest_configure``, before any test module is collected. The server is the one named by
+``BIRTHDAY_POSTGRES_URL`` or, without it, an embedded PostgreSQL under ``.local/postgres-test``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+APP_DATABASE = "birthday_test"
+AIRFLOW_DATABASE = "airflow_test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tools import local_postgres
+
+    server = local_postgres.server_url(local_postgres.LOCAL_DIR / "postgres-test")
+    _drop_database(server, APP_DATABASE)
+    app_url = local_postgres.ensure_database(server, APP_DATABASE)
+    airflow_url = local_postgres.ensure_database(server, AIRFLOW_DATABASE)
+    airflow_home = Path(tempfile.mkdtemp(prefix="birthday-airflow-home-"))
+    os.environ.update(
+        {
+            "BIRTHDAY_TEST_DATABASE_URL": app_url,
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_DIR / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": local_postgres.sqlalchemy_url(airflow_url),
+            "AIRFLOW_CONN_BIRTHDAY_DB": local_postgres.airflow_connection(app_url),
+        }
+    )
+    migrate = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, check=False
+    )
+    if migrate.returncode != 0:
+        raise pytest.UsageError(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+
+
+def _drop_database(server: str, name: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(server)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def app_database_url() -> str:
+    """The test application database, migrated once per session."""
+    import psycopg2
+
+    from include.birthdays.migrations import apply_migrations
+
+    url = os.environ["BIRTHDAY_TEST_DATABASE_URL"]
+    conn = psycopg2.connect(url)
+    try:
+        apply_migrations(conn)
+    finally:
+        conn.close()
+    return url
+
+
+@pytest.fixture
+def db(app_database_url: str) -> Iterator[Any]:
+    """A connection to the application database, emptied before the test."""
+    import psycopg2
+
+    conn = psycopg2.connect(app_database_url)
+    with conn.cursor() as cursor:
+        cursor.execute("TRUNCATE users, notifications RESTART IDENTITY CASCADE")
+    conn.commit()
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -1,0 +1,43 @@
+"""Settings read from Variables: defaults, overrides and clear errors for bad values."""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+
+from include.birthdays.rules import Feb29Rule
+from include.birthdays.settings import Settings, SettingsError
+
+
+def test_defaults_when_no_variable_is_set() -> None:
+    settings = Settings.from_variables(lambda name: None)
+    assert settings == Settings(time(9, 0), Feb29Rule.FEB28, "UTC", 500, 48)
+
+
+def test_every_variable_overrides_its_default() -> None:
+    values = {
+        "birthday_send_local_time": "08:30",
+        "birthday_feb29_rule": "mar1",
+        "birthday_default_timezone": "Europe/Berlin",
+        "birthday_batch_size": "250",
+        "birthday_max_lateness_hours": " 24 ",
+    }
+    assert Settings.from_variables(values.get) == Settings(time(8, 30), Feb29Rule.MAR1, "Europe/Berlin", 250, 24)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("birthday_send_local_time", "25:00", "birthday_send_local_time"),
+        ("birthday_send_local_time", "09:00+02:00", "carries no offset"),
+        ("birthday_feb29_rule", "feb29", "expected one of feb28, mar1"),
+        ("birthday_default_timezone", "PST", "unknown time zone 'PST'"),
+        ("birthday_batch_size", "0", "positive whole number"),
+        ("birthday_max_lateness_hours", "two", "birthday_max_lateness_hours"),
+    ],
+)
+def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as raised:
+        Settings.from_variables({name: value}.get)
+    assert name in str(raised.value)
