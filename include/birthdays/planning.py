@@ -1,0 +1,162 @@
+"""Who is due when: the window a run owns, the notification rows it upserts and the batches it releases.
+
+Planning is set-based. Python computes, from the pinned tz database, a small table of the window's slots
+(for each zone: the local date whose send time falls inside the window, the birth month-days celebrated
+that day, and the instant); one SQL statement joins it with the users born on those month-days and upserts
+their rows. ``plan_user`` states the same rules one user at a time: the reference the SQL is tested against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from include.birthdays.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
+from include.birthdays.settings import Settings
+from include.birthdays.sql import load_sql
+from include.birthdays.timezones import load_zone, zone_names
+
+OCCASION = "birthday"
+SCHEDULED = "scheduled"
+INVALID = "invalid"
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A half-open range ``[start, end)`` of send instants, in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a window needs time-zone-aware bounds")
+        if self.start >= self.end:
+            raise ValueError(f"a window must end after it starts: {self.start} >= {self.end}")
+
+    def __contains__(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
+
+def hourly_window(anchor: datetime) -> Window:
+    """The send instants owned by the hourly run anchored at ``anchor`` (its logical date or run_after).
+
+    The run anchored in hour H owns [H + 1 h, H + 2 h): the window starts after the run itself, so its
+    sensors are deferred before the first instant comes.
+    """
+    hour = anchor.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return Window(hour + timedelta(hours=1), hour + timedelta(hours=2))
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """In ``zone``, people born on ``birth_month_day`` celebrate on ``occasion_date``, sent at ``send_at``."""
+
+    zone: str
+    birth_month_day: int
+    occasion_date: date
+    send_at: datetime
+
+
+def window_slots(window: Window, settings: Settings) -> list[Slot]:
+    """Every (zone, birth month-day) whose send instant lies in ``window``, for every zone we know."""
+    dates = local_dates_around(window.start, window.end)
+    slots = []
+    for name in sorted(zone_names()):
+        zone = load_zone(name)
+        for day in dates:
+            instant = local_instant(day, settings.send_local_time, zone)
+            if instant in window:
+                slots.extend(
+                    Slot(name, month_day, day, instant) for month_day in birth_month_days(day, settings.feb29_rule)
+                )
+    return slots
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    id: int
+    birthday: date
+    timezone: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedNotification:
+    user_id: int
+    occasion_date: date
+    send_at: datetime | None
+    status: str
+    reason: str | None
+
+
+def plan_user(user: User, window: Window, settings: Settings) -> list[PlannedNotification]:
+    """The notifications ``user`` is owed in ``window``, by the rules alone (the reference for the SQL)."""
+    known = user.timezone is None or user.timezone in zone_names()
+    zone = load_zone(user.timezone if known and user.timezone is not None else settings.default_timezone)
+    planned = []
+    for year in range(window.start.year - 1, window.end.year + 2):
+        day = celebrated_date(user.birthday, year, settings.feb29_rule)
+        instant = local_instant(day, settings.send_local_time, zone)
+        if instant not in window:
+            continue
+        if known:
+            planned.append(PlannedNotification(user.id, day, instant, SCHEDULED, None))
+        else:
+            planned.append(PlannedNotification(user.id, day, None, INVALID, f"unknown time zone: {user.timezone}"))
+    return planned
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseBatch:
+    """Scheduled rows ``first_id..last_id`` due at ``send_at``: what one mapped send task delivers."""
+
+    send_at: datetime
+    first_id: int
+    last_id: int
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"send_at": self.send_at.isoformat(), "first_id": self.first_id, "last_id": self.last_id,
+                "size": self.size}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReleaseBatch:
+        return cls(datetime.fromisoformat(data["send_at"]), int(data["first_id"]), int(data["last_id"]),
+                   int(data["size"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanResult:
+    upserted: int
+    batches: list[ReleaseBatch]
+
+
+def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
+    """Upsert the window's notification rows and return its release batches, in one transaction."""
+    slots = window_slots(window, settings)
+    with conn.cursor() as cursor:
+        cursor.execute(load_sql("plan/upsert_notifications"), _upsert_parameters(slots, settings))
+        upserted = cursor.rowcount
+        cursor.execute(
+            load_sql("plan/release_batches"),
+            {"occasion": OCCASION, "batch_size": settings.batch_size, "window_start": window.start,
+             "window_end": window.end},
+        )
+        batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
+    conn.commit()
+    return PlanResult(upserted, batches)
+
+
+def _upsert_parameters(slots: list[Slot], settings: Settings) -> dict[str, Any]:
+    return {
+        "occasion": OCCASION,
+        "default_zone": settings.default_timezone,
+        "known_zones": sorted(zone_names()),
+        "birth_month_days": sorted({slot.birth_month_day for slot in slots}),
+        "slot_zones": [slot.zone for slot in slots],
+        "slot_birth_month_days": [slot.birth_month_day for slot in slots],
+        "slot_occasion_dates": [slot.occasion_date for slot in slots],
+        "slot_send_ats": [slot.send_at for slot in slots],
+    }
+

@@ -1,0 +1,81 @@
+"""Planning against real PostgreSQL: migrations, release batches and what a second plan may change."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import psycopg2
+
+from include.birthdays.migrations import apply_migrations, pending_migrations
+from include.birthdays.planning import ReleaseBatch, Window, hourly_window, plan_window
+from include.birthdays.settings import Settings
+
+# 09:00 on 15 December in London, UTC and Lisbon is 09:00Z; in Lagos 08:00Z.
+WINDOW = Window(datetime(2026, 12, 15, 8, tzinfo=UTC), datetime(2026, 12, 15, 10, tzinfo=UTC))
+
+
+def add_users(db, *users: tuple[int, date, str | None]) -> None:
+    with db.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO users (id, first_name, last_name, birthday, timezone) VALUES (%s, 'F', 'L', %s, %s)",
+            users,
+        )
+    db.commit()
+
+
+def test_migrations_apply_once(app_database_url: str) -> None:
+    conn = psycopg2.connect(app_database_url)
+    try:
+        assert apply_migrations(conn) == []
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT name FROM schema_migrations ORDER BY name")
+            applied = [row[0] for row in cursor.fetchall()]
+        assert applied == pending_migrations(set()) and applied[0] == "0001_users.sql"
+    finally:
+        conn.close()
+
+
+def test_release_batches_group_rows_by_instant_and_split_them_by_batch_size(db) -> None:
+    add_users(
+        db,
+        *[(user_id, date(1980, 12, 15), zone) for user_id, zone in
+          enumerate(["Europe/London", "UTC", None, "Europe/Lisbon", "Africa/Lagos", "Africa/Lagos"], start=1)],
+        (7, date(1980, 12, 16), "UTC"),
+    )
+    result = plan_window(db, WINDOW, Settings(batch_size=2))
+    nine, eight = datetime(2026, 12, 15, 9, tzinfo=UTC), datetime(2026, 12, 15, 8, tzinfo=UTC)
+    assert result.upserted == 6
+    assert result.batches == [
+        ReleaseBatch(eight, 5, 6, 2),
+        ReleaseBatch(nine, 1, 2, 2),
+        ReleaseBatch(nine, 3, 4, 2),
+    ]
+    assert [ReleaseBatch.from_json(batch.to_json()) for batch in result.batches] == result.batches
+
+
+def test_replanning_moves_a_scheduled_row_and_leaves_a_finished_one(db) -> None:
+    add_users(db, (1, date(1980, 12, 15), "UTC"), (2, date(1980, 12, 15), "UTC"), (3, date(1980, 12, 15), "Nowhere"))
+    plan_window(db, WINDOW, Settings())
+    with db.cursor() as cursor:
+        cursor.execute("UPDATE notifications SET status = 'sent', sent_at = send_at WHERE user_id = 2")
+        cursor.execute("UPDATE users SET timezone = 'Africa/Lagos' WHERE id IN (1, 2)")
+        cursor.execute("UPDATE users SET timezone = 'Europe/Lisbon' WHERE id = 3")
+    db.commit()
+
+    second = plan_window(db, WINDOW, Settings())
+
+    assert second.upserted == 2  # user 1 moved to 08:00Z, user 3 became valid; user 2 was sent already
+    with db.cursor() as cursor:
+        cursor.execute("SELECT user_id, send_at, status, last_error FROM notifications ORDER BY user_id")
+        rows = cursor.fetchall()
+    assert rows == [
+        (1, datetime(2026, 12, 15, 8, tzinfo=UTC), "scheduled", None),
+        (2, datetime(2026, 12, 15, 9, tzinfo=UTC), "sent", None),
+        (3, datetime(2026, 12, 15, 9, tzinfo=UTC), "scheduled", None),
+    ]
+    assert plan_window(db, WINDOW, Settings()).upserted == 0
+
+
+def test_an_hourly_run_owns_the_hour_after_its_own() -> None:
+    window = hourly_window(datetime(2026, 12, 15, 7, 42, 10, tzinfo=UTC))
+    assert window == Window(datetime(2026, 12, 15, 8, tzinfo=UTC), datetime(2026, 12, 15, 9, tzinfo=UTC))
