@@ -13,7 +13,11 @@ instant comes. A manual run, a cleared run or `airflow backfill create --dag-id 
 nothing.
 
 Task `plan` returns the **release batches**: each distinct send instant of the window, split into runs of
-at most `birthday_batch_size` rows.
+at most `birthday_batch_size` rows. For each batch, the mapped group `release` defers a
+`DateTimeSensorAsync` until `birthday_release_lead_seconds` (30) before the instant, then `send_batch`
+waits in-process for the exact instant, claims the batch's rows and POSTs them to connection
+`birthday_webhook` (at most `birthday_max_in_flight` at once). Rows that fail retryably make the task fail
+after recording them; Airflow retries it 5 s later (3 retries) and a retry sends only what is not sent.
 
 Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_time` (`09:00`),
 `birthday_feb29_rule` (`feb28` or `mar1`), `birthday_default_timezone` (`UTC`), `birthday_batch_size`
@@ -22,22 +26,21 @@ Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_t
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
+from airflow.sdk import dag, get_current_context, task, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
-
-log = logging.getLogger(__name__)
+BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
 
 
 @dag(
     dag_id="birthday_notifications",
     schedule=CronTriggerTimetable("0 * * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     # Missed hours are recovered by birthday_sweep; catching up would start one run per missed hour.
     catchup=False,
     # A run waits up to two hours for its window, so runs overlap; leave room for a backfill beside them.
@@ -48,28 +51,25 @@ log = logging.getLogger(__name__)
 )
 def birthday_notifications() -> None:
     @task
-    def plan(conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
-        from contextlib import closing
-
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk import Variable
-
-        from include.birthdays.planning import hourly_window, plan_window
-        from include.birthdays.settings import Settings
+    def plan(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
+        from include.birthdays import runtime
 
         context = get_current_context()
-        window = hourly_window(context["logical_date"] or context["dag_run"].run_after)
-        settings = Settings.from_variables(lambda name: Variable.get(name, default=None))
-        with closing(PostgresHook(postgres_conn_id=conn_id).get_conn()) as conn:
-            result = plan_window(conn, window, settings)
-        log.info(
-            "Planned window [%s, %s): %d rows upserted, %d release batches, %d rows to release",
-            window.start.isoformat(), window.end.isoformat(), result.upserted, len(result.batches),
-            sum(batch.size for batch in result.batches),
-        )
-        return [batch.to_json() for batch in result.batches]
+        return runtime.plan_hourly(db_conn_id, context["logical_date"] or context["dag_run"].run_after)
 
-    plan()
+    @task
+    def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,
+                   webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
+        from include.birthdays import runtime
+
+        return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=False)
+
+    @task_group
+    def release(release_at: str, batch: dict) -> None:
+        wait = DateTimeSensorAsync(task_id="wait_for_release", target_time=release_at, end_from_trigger=True)
+        wait >> send_batch(batch)
+
+    release.expand_kwargs(plan())
 
 
 birthday_notifications()

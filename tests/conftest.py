@@ -7,6 +7,8 @@ Airflow reads its configuration when it is first imported, so the environment is
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.webhook_receiver import WebhookReceiver, receiver  # noqa: F401 - the receiver fixture
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 APP_DATABASE = "birthday_test"
@@ -90,3 +94,14 @@ def db(app_database_url: str) -> Iterator[Any]:
         yield conn
     finally:
         conn.close()
+
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"birthday-pipeline-test-signing-key").decode()
+
+
+@pytest.fixture
+def webhook(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> WebhookReceiver:
+    """A real receiver on 127.0.0.1 behind the ``birthday_webhook`` connection, signing with a secret."""
+    connection = {"conn_type": "http", "host": receiver.url, "password": WEBHOOK_SECRET}
+    monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_WEBHOOK", json.dumps(connection))
+    return receiver

@@ -90,39 +90,43 @@ class PlannedNotification:
     reason: str | None
 
 
-def plan_user(user: User, window: Window, settings: Settings) -> list[PlannedNotification]:
-    """The notifications ``user`` is owed in ``window``, by the rules alone (the reference for the SQL)."""
+def plan_occasion(user: User, year: int, settings: Settings) -> tuple[datetime, PlannedNotification]:
+    """The notification ``user`` is owed in ``year``, and the instant that decides which window owns it.
+
+    An unknown zone is planned in the default zone, so that exactly one window records it as invalid.
+    """
     known = user.timezone is None or user.timezone in zone_names()
     zone = load_zone(user.timezone if known and user.timezone is not None else settings.default_timezone)
-    planned = []
-    for year in range(window.start.year - 1, window.end.year + 2):
-        day = celebrated_date(user.birthday, year, settings.feb29_rule)
-        instant = local_instant(day, settings.send_local_time, zone)
-        if instant not in window:
-            continue
-        if known:
-            planned.append(PlannedNotification(user.id, day, instant, SCHEDULED, None))
-        else:
-            planned.append(PlannedNotification(user.id, day, None, INVALID, f"unknown time zone: {user.timezone}"))
-    return planned
+    day = celebrated_date(user.birthday, year, settings.feb29_rule)
+    instant = local_instant(day, settings.send_local_time, zone)
+    if known:
+        return instant, PlannedNotification(user.id, day, instant, SCHEDULED, None)
+    return instant, PlannedNotification(user.id, day, None, INVALID, f"unknown time zone: {user.timezone}")
+
+
+def plan_user(user: User, window: Window, settings: Settings) -> list[PlannedNotification]:
+    """The notifications ``user`` is owed in ``window``, by the rules alone (the reference for the SQL)."""
+    planned = (plan_occasion(user, year, settings) for year in range(window.start.year - 1, window.end.year + 2))
+    return [notification for instant, notification in planned if instant in window]
 
 
 @dataclasses.dataclass(frozen=True)
 class ReleaseBatch:
-    """Scheduled rows ``first_id..last_id`` due at ``send_at``: what one mapped send task delivers."""
+    """Rows ``first_id..last_id`` due at ``send_at`` (any instant when None): what one send task delivers."""
 
-    send_at: datetime
+    send_at: datetime | None
     first_id: int
     last_id: int
     size: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"send_at": self.send_at.isoformat(), "first_id": self.first_id, "last_id": self.last_id,
+        return {"send_at": self.send_at and self.send_at.isoformat(), "first_id": self.first_id, "last_id": self.last_id,
                 "size": self.size}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReleaseBatch:
-        return cls(datetime.fromisoformat(data["send_at"]), int(data["first_id"]), int(data["last_id"]),
+        send_at = data["send_at"] and datetime.fromisoformat(data["send_at"])
+        return cls(send_at, int(data["first_id"]), int(data["last_id"]),
                    int(data["size"]))
 
 
@@ -134,10 +138,8 @@ class PlanResult:
 
 def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
     """Upsert the window's notification rows and return its release batches, in one transaction."""
-    slots = window_slots(window, settings)
+    upserted = upsert_window(conn, window, settings)
     with conn.cursor() as cursor:
-        cursor.execute(load_sql("plan/upsert_notifications"), _upsert_parameters(slots, settings))
-        upserted = cursor.rowcount
         cursor.execute(
             load_sql("plan/release_batches"),
             {"occasion": OCCASION, "batch_size": settings.batch_size, "window_start": window.start,
@@ -146,6 +148,13 @@ def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
         batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
     conn.commit()
     return PlanResult(upserted, batches)
+
+
+def upsert_window(conn: Any, window: Window, settings: Settings) -> int:
+    """Upsert the notification rows of every user due in ``window`` (uncommitted); return how many changed."""
+    with conn.cursor() as cursor:
+        cursor.execute(load_sql("plan/upsert_notifications"), _upsert_parameters(window_slots(window, settings), settings))
+        return cursor.rowcount
 
 
 def _upsert_parameters(slots: list[Slot], settings: Settings) -> dict[str, Any]:

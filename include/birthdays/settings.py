@@ -29,6 +29,12 @@ class Settings:
     default_timezone: str = "UTC"
     batch_size: int = 500
     max_lateness_hours: int = 48
+    release_lead_seconds: int = 30
+    max_in_flight: int = 100
+    request_timeout_seconds: int = 15
+    max_attempts: int = 10
+    sweep_grace_seconds: int = 120
+    lease_seconds: int = 600
 
     @classmethod
     def from_variables(cls, lookup: VariableLookup) -> Settings:
@@ -42,6 +48,18 @@ class Settings:
             max_lateness_hours=_parse(
                 lookup, "birthday_max_lateness_hours", defaults.max_lateness_hours, _positive_int
             ),
+            release_lead_seconds=_parse(
+                lookup, "birthday_release_lead_seconds", defaults.release_lead_seconds, _non_negative_int
+            ),
+            max_in_flight=_parse(lookup, "birthday_max_in_flight", defaults.max_in_flight, _positive_int),
+            request_timeout_seconds=_parse(
+                lookup, "birthday_request_timeout_seconds", defaults.request_timeout_seconds, _positive_int
+            ),
+            max_attempts=_parse(lookup, "birthday_max_attempts", defaults.max_attempts, _positive_int),
+            sweep_grace_seconds=_parse(
+                lookup, "birthday_sweep_grace_seconds", defaults.sweep_grace_seconds, _non_negative_int
+            ),
+            lease_seconds=_parse(lookup, "birthday_lease_seconds", defaults.lease_seconds, _positive_int),
         )
 
 
@@ -78,4 +96,11 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
         raise ValueError("must be a positive whole number")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number, 0 or more")
     return value

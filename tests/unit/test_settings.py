@@ -12,7 +12,7 @@ from include.birthdays.settings import Settings, SettingsError
 
 def test_defaults_when_no_variable_is_set() -> None:
     settings = Settings.from_variables(lambda name: None)
-    assert settings == Settings(time(9, 0), Feb29Rule.FEB28, "UTC", 500, 48)
+    assert settings == Settings(time(9, 0), Feb29Rule.FEB28, "UTC", 500, 48, 30, 100, 15, 10, 120, 600)
 
 
 def test_every_variable_overrides_its_default() -> None:
@@ -22,8 +22,16 @@ def test_every_variable_overrides_its_default() -> None:
         "birthday_default_timezone": "Europe/Berlin",
         "birthday_batch_size": "250",
         "birthday_max_lateness_hours": " 24 ",
+        "birthday_release_lead_seconds": "0",
+        "birthday_max_in_flight": "20",
+        "birthday_request_timeout_seconds": "5",
+        "birthday_max_attempts": "4",
+        "birthday_sweep_grace_seconds": "60",
+        "birthday_lease_seconds": "300",
     }
-    assert Settings.from_variables(values.get) == Settings(time(8, 30), Feb29Rule.MAR1, "Europe/Berlin", 250, 24)
+    assert Settings.from_variables(values.get) == Settings(
+        time(8, 30), Feb29Rule.MAR1, "Europe/Berlin", 250, 24, 0, 20, 5, 4, 60, 300
+    )
 
 
 @pytest.mark.parametrize(
@@ -35,6 +43,7 @@ def test_every_variable_overrides_its_default() -> None:
         ("birthday_default_timezone", "PST", "unknown time zone 'PST'"),
         ("birthday_batch_size", "0", "positive whole number"),
         ("birthday_max_lateness_hours", "two", "birthday_max_lateness_hours"),
+        ("birthday_release_lead_seconds", "-1", "0 or more"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> None:

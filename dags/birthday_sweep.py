@@ -1,0 +1,59 @@
+"""
+### Birthday sweep (every 5 minutes)
+
+The safety net that makes recovery independent of the hourly runs. Each run, as of its own logical time
+`T` (never the wall clock):
+
+1. re-plans the late window `[T - birthday_max_lateness_hours, T)` with the same planning SQL as
+   `birthday_notifications`, so rows that no hourly run created (scheduler down, DAG paused, runs failed)
+   appear;
+2. marks rows whose instant is older than that window `expired`, with the reason; they are never sent;
+3. sends every due row with the same batched send code, mapped over batches (no sensor): `scheduled` rows
+   whose instant passed more than `birthday_sweep_grace_seconds` (120) ago, so it does not race a healthy
+   hourly release; `sending` rows whose lease (`birthday_lease_seconds`, 600) expired; and retryable
+   `failed` rows below `birthday_max_attempts` (10, counted over every try of every task).
+
+Nothing is ever sent before its instant. Trigger it by hand to re-drive at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+BIRTHDAY_DB_CONN_ID = "birthday_db"
+BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
+
+
+@dag(
+    dag_id="birthday_sweep",
+    schedule=CronTriggerTimetable("*/5 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "birthday-pipeline", "retries": 3, "retry_delay": timedelta(seconds=5)},
+    tags=["birthdays", "notifications"],
+    doc_md=__doc__,
+)
+def birthday_sweep() -> None:
+    @task
+    def find_due(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
+        from include.birthdays import runtime
+
+        context = get_current_context()
+        return runtime.sweep(db_conn_id, context["logical_date"] or context["dag_run"].run_after)
+
+    @task
+    def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,
+                   webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
+        from include.birthdays import runtime
+
+        return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True)
+
+    send_batch.expand(batch=find_due())
+
+
+birthday_sweep()

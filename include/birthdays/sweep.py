@@ -1,0 +1,44 @@
+"""The safety net: re-plan the late window, expire what is too old, and find every row due now.
+
+Recovery does not depend on the hourly runs: rows that no hourly run created (scheduler down, DAG paused,
+runs failed) are planned here, and rows left scheduled, stuck in an expired lease or failed retryably are
+handed to the same send code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any
+
+from include.birthdays.delivery import due_parameters
+from include.birthdays.planning import ReleaseBatch, Window, upsert_window
+from include.birthdays.settings import Settings
+from include.birthdays.sql import load_sql
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    window: Window
+    upserted: int
+    expired: int
+    batches: list[ReleaseBatch]
+
+
+def late_window(now: datetime, settings: Settings) -> Window:
+    """The send instants that may still be delivered at ``now``."""
+    return Window(now - timedelta(hours=settings.max_lateness_hours), now)
+
+
+def sweep_late_window(conn: Any, now: datetime, settings: Settings) -> SweepResult:
+    """Re-plan and expire as of ``now``, then return the batches of rows due, in one transaction."""
+    window = late_window(now, settings)
+    upserted = upsert_window(conn, window, settings)
+    due = due_parameters(settings, now, timedelta(seconds=settings.sweep_grace_seconds))
+    with conn.cursor() as cursor:
+        cursor.execute(load_sql("sweep/expire"), {**due, "max_lateness_hours": settings.max_lateness_hours})
+        expired = cursor.rowcount
+        cursor.execute(load_sql("sweep/due_batches"), {**due, "batch_size": settings.batch_size})
+        batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
+    conn.commit()
+    return SweepResult(window, upserted, expired, batches)

@@ -1,0 +1,59 @@
+"""The webhook request: message text, JSON body and Standard Webhooks headers, and how a response is judged."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import date
+
+SECRET_PREFIX = "whsec_"
+
+
+def birthday_message(first_name: str, last_name: str) -> str:
+    return f"Hey, {first_name} {last_name} it's your birthday"
+
+
+def request_body(
+    notification_id: int, user_id: int, first_name: str, last_name: str, occasion: str, occasion_date: date
+) -> bytes:
+    return json.dumps(
+        {
+            "message": birthday_message(first_name, last_name),
+            "notification_id": notification_id,
+            "user_id": user_id,
+            "occasion": occasion,
+            "occasion_date": occasion_date.isoformat(),
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+
+def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value of the Standard Webhooks spec: ``v1,`` + base64 HMAC-SHA256."""
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def request_headers(webhook_id: str, timestamp: int, body: bytes, secret: str | None) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "Idempotency-Key": webhook_id,
+    }
+    if secret:
+        headers["webhook-signature"] = sign(secret, webhook_id, timestamp, body)
+    return headers
+
+
+def is_success(status: int) -> bool:
+    return 200 <= status < 300
+
+
+def is_retryable(status: int) -> bool:
+    """408, 429 and 5xx may succeed later; any other non-2xx answer will not."""
+    return status in (408, 429) or status >= 500

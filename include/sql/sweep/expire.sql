@@ -1,0 +1,12 @@
+-- Give up on rows whose instant is older than the late window: they are never sent.
+-- Rows under a live claim are left to their sender.
+UPDATE notifications
+SET status = 'expired',
+    last_error = 'not sent within ' || %(max_lateness_hours)s || ' hours of its instant',
+    claim_token = NULL, claimed_at = NULL, updated_at = now()
+WHERE occasion = %(occasion)s
+    AND send_at <= %(now)s - %(max_lateness)s::interval
+    AND (
+        status IN ('scheduled', 'failed')
+        OR (status = 'sending' AND claimed_at < %(now)s - %(lease)s::interval)
+    )

@@ -1,0 +1,327 @@
+"""Delivery end to end under ``dag.test()``: real PostgreSQL, a real HTTP receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from tests.conftest import WEBHOOK_SECRET as SECRET
+from tests.webhook_receiver import verify_signature
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def whole_hour(instant: datetime) -> datetime:
+    return instant.replace(minute=0, second=0, microsecond=0)
+
+
+def born_due_at(instant: datetime, years_ago: int = 30) -> tuple[date, str]:
+    """A birthday and an Etc zone whose 09:00 local is ``instant`` (a whole hour)."""
+    offset = (9 - instant.hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    zone = "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+    local_day = (instant + timedelta(hours=offset)).date()
+    return local_day.replace(year=local_day.year - years_ago), zone
+
+
+def add_users(db, users: list[tuple[int, str, str, date, str | None]]) -> None:
+    with db.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO users (id, first_name, last_name, birthday, timezone) VALUES (%s, %s, %s, %s, %s)", users
+        )
+    db.commit()
+
+
+def rows(db, columns: str = "user_id, status, attempts") -> list[tuple]:
+    db.rollback()
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM notifications ORDER BY user_id")  # columns are test constants
+        return cursor.fetchall()
+
+
+def attempts_of(db, user_id: int) -> list[tuple]:
+    db.rollback()
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.attempt_number, a.http_status, a.error, a.started_at FROM notification_attempts a"
+            " JOIN notifications n ON n.id = a.notification_id WHERE n.user_id = %s ORDER BY a.id",
+            (user_id,),
+        )
+        return cursor.fetchall()
+
+
+@pytest.fixture(scope="module")
+def dags(app_database_url):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag()
+    return bag.get_dag("birthday_notifications"), bag.get_dag("birthday_sweep")
+
+
+def send_local_time(monkeypatch, instant: datetime) -> None:
+    """Make UTC users' send time the time of day of ``instant``."""
+    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+
+
+def hourly_run_for(dag, instant: datetime):
+    """Run the hourly DAG whose window holds ``instant``."""
+    return dag.test(logical_date=whole_hour(instant) - timedelta(hours=1))
+
+
+def test_a_released_batch_posts_each_message_once_at_its_instant(db, webhook, dags, monkeypatch) -> None:
+    hourly, _ = dags
+    instant = (now() + timedelta(seconds=12)).replace(microsecond=0)
+    send_local_time(monkeypatch, instant)
+    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_RELEASE_LEAD_SECONDS", "5")
+    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_BATCH_SIZE", "3")
+    born = instant.date().replace(year=1990)
+    due = [
+        (1, "Ada", "Lovelace", born, "UTC"),
+        (2, "Zoë", "O'Brien", born, "Europe/London" if instant.month in (11, 12, 1, 2) else "UTC"),
+        (3, "محمد", "عبدالله", born, "Africa/Abidjan"),
+        (4, "Grace", 'Hopper "Amazing"', born.replace(year=2000), None),
+        (5, "Li", "Wei 🎂", born, "Atlantic/Reykjavik"),
+    ]
+    add_users(db, [*due, (6, "Not", "Today", born + timedelta(days=2), "UTC")])
+
+    dag_run = hourly_run_for(hourly, instant)
+
+    assert dag_run.state == "success"
+    received = webhook.requests
+    assert sorted(request.json["user_id"] for request in received) == [1, 2, 3, 4, 5]
+    for request in received:
+        user = next(user for user in due if user[0] == request.json["user_id"])
+        assert request.json == {
+            "message": f"Hey, {user[1]} {user[2]} it's your birthday",
+            "notification_id": request.json["notification_id"],
+            "user_id": user[0],
+            "occasion": "birthday",
+            "occasion_date": instant.date().isoformat(),
+        }
+        headers = request.headers
+        assert headers["content-type"] == "application/json"
+        assert headers["idempotency-key"] == headers["webhook-id"]
+        assert verify_signature(SECRET, headers["webhook-id"], headers["webhook-timestamp"], request.body,
+                                headers["webhook-signature"])
+        assert request.received_at >= instant.timestamp()
+    print(f"first request {min(r.received_at for r in received) - instant.timestamp():.3f} s after the instant")
+    assert rows(db) == [(user_id, "sent", 1) for user_id in (1, 2, 3, 4, 5)]
+    assert [attempt[:3] for attempt in attempts_of(db, 3)] == [(1, 200, None)]
+
+    # Clearing and running the same hour again finds everything sent and posts nothing.
+    assert hourly_run_for(hourly, instant).state == "success"
+    assert len(webhook.requests) == 5
+
+
+def test_two_failures_then_success_is_delivered_on_the_third_try(db, webhook, dags, monkeypatch) -> None:
+    hourly, _ = dags
+    instant = (now() - timedelta(seconds=30)).replace(microsecond=0)
+    send_local_time(monkeypatch, instant)
+    add_users(db, [(1, "Ada", "Lovelace", instant.date().replace(year=1990), "UTC")])
+    webhook.respond_with(500, 500)
+
+    assert hourly_run_for(hourly, instant).state == "success"
+
+    assert rows(db, "user_id, status, attempts, last_error") == [(1, "sent", 3, None)]
+    attempts = attempts_of(db, 1)
+    assert [attempt[:3] for attempt in attempts] == [(1, 500, "HTTP 500"), (2, 500, "HTTP 500"), (3, 200, None)]
+    gaps = [(later[3] - earlier[3]).total_seconds() for earlier, later in zip(attempts, attempts[1:])]
+    assert min(gaps) >= 5, gaps
+    assert len({request.headers["webhook-id"] for request in webhook.requests}) == 1
+
+
+def test_a_failing_webhook_fails_the_rows_and_the_sweep_stops_at_the_attempt_cap(
+    db, webhook, dags, monkeypatch
+) -> None:
+    hourly, sweep = dags
+    instant = whole_hour(now())
+    birthday, zone = born_due_at(instant)
+    add_users(db, [(1, "Ada", "Lovelace", birthday, zone)])
+    webhook.always(500)
+
+    assert hourly_run_for(hourly, instant).state == "failed"
+    assert rows(db, "status, attempts, last_error") == [("failed", 4, "HTTP 500")]  # one try and 3 retries
+
+    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_MAX_ATTEMPTS", "6")
+    assert sweep.test(logical_date=now()).state == "success"
+    assert rows(db, "status, attempts, last_error") == [("failed", 6, "HTTP 500")]
+    assert sweep.test(logical_date=now()).state == "success"
+    assert len(webhook.requests) == 6 == len(attempts_of(db, 1))
+
+
+def test_a_4xx_answer_is_not_retried(db, webhook, dags, monkeypatch) -> None:
+    hourly, sweep = dags
+    instant = whole_hour(now())
+    birthday, zone = born_due_at(instant)
+    add_users(db, [(1, "Ada", "Lovelace", birthday, zone)])
+    webhook.always(400)
+
+    assert hourly_run_for(hourly, instant).state == "failed"
+    assert sweep.test(logical_date=now()).state == "success"
+
+    assert rows(db, "status, attempts, last_error, retry_after") == [("failed", 1, "HTTP 400", None)]
+    assert len(webhook.requests) == 1
+
+
+def test_after_an_outage_the_sweep_delivers_the_late_window_once_and_expires_older_rows(db, webhook, dags) -> None:
+    _, sweep = dags
+    current = whole_hour(now())
+    three_hours_ago, five_hours_ago, fifty_hours_ago = (current - timedelta(hours=h) for h in (3, 5, 50))
+    users = [
+        (1, "Planned", "Late", *born_due_at(three_hours_ago)),
+        (2, "Never", "Planned", *born_due_at(five_hours_ago)),
+        (3, "Too", "Old", *born_due_at(fifty_hours_ago)),
+        (4, "Not", "Yet", *born_due_at(current + timedelta(hours=2))),
+    ]
+    add_users(db, users)
+    with db.cursor() as cursor:  # rows an hourly run planned before everything stopped
+        cursor.executemany(
+            "INSERT INTO notifications (user_id, occasion_date, send_at) VALUES (%s, %s, %s)",
+            [(1, (three_hours_ago + timedelta(hours=9 - three_hours_ago.hour)).date(), three_hours_ago),
+             (3, (fifty_hours_ago + timedelta(hours=9 - fifty_hours_ago.hour)).date(), fifty_hours_ago)],
+        )
+    db.commit()
+    assert rows(db, "user_id, send_at") == [(1, three_hours_ago), (3, fifty_hours_ago)], "test set-up"
+
+    assert sweep.test(logical_date=now()).state == "success"
+    assert sweep.test(logical_date=now()).state == "success"
+
+    assert sorted(request.json["user_id"] for request in webhook.requests) == [1, 2]
+    assert rows(db, "user_id, status, attempts, last_error") == [
+        (1, "sent", 1, None),
+        (2, "sent", 1, None),
+        (3, "expired", 0, "not sent within 48 hours of its instant"),
+    ]
+
+
+def test_a_user_deleted_or_changed_after_planning_is_not_sent_at_the_old_instant(
+    db, webhook, dags, monkeypatch
+) -> None:
+    hourly, _ = dags
+    instant = (now() - timedelta(seconds=30)).replace(microsecond=0)
+    send_local_time(monkeypatch, instant)
+    born = instant.date().replace(year=1990)
+    add_users(db, [(user_id, "F", "L", born, "UTC") for user_id in (1, 2, 3, 4)])
+    from include.birthdays.planning import Window, plan_window
+    from include.birthdays.settings import Settings
+
+    settings = Settings(send_local_time=instant.time())
+    plan_window(db, Window(whole_hour(instant), whole_hour(instant) + timedelta(hours=1)), settings)
+    with db.cursor() as cursor:
+        cursor.execute("DELETE FROM users WHERE id = 1")
+        cursor.execute("UPDATE users SET timezone = 'Asia/Tokyo' WHERE id = 2")
+        cursor.execute("UPDATE users SET birthday = birthday + 1 WHERE id = 3")
+    db.commit()
+    # Only the send half of the hourly run: its plan would re-plan the changed users itself.
+    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    from include.birthdays.delivery import deliver_batch
+    from include.birthdays.planning import ReleaseBatch
+
+    with db.cursor() as cursor:
+        cursor.execute("SELECT min(id), max(id) FROM notifications")
+        first_id, last_id = cursor.fetchone()
+    summary = deliver_batch(db, ReleaseBatch(instant, first_id, last_id, 3), aiohttp_client(webhook.url), settings, None)
+
+    assert (summary.claimed, summary.sent, summary.skipped) == (3, 1, 2)
+    assert [request.json["user_id"] for request in webhook.requests] == [4]
+    assert rows(db, "user_id, status, send_at") == [
+        (2, "scheduled", instant - timedelta(hours=9)),  # re-planned to 09:00-ish Tokyo time, not sent now
+        (3, "cancelled", instant),
+        (4, "sent", instant),
+    ]
+
+
+def aiohttp_client(url: str):
+    """A plain aiohttp client for calls to ``deliver_batch`` made outside Airflow."""
+    from contextlib import asynccontextmanager
+
+    import aiohttp
+
+    @asynccontextmanager
+    async def open_client():
+        async with aiohttp.ClientSession() as session:
+
+            async def post(body: bytes, headers: dict[str, str]) -> int:
+                async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
+                    await response.read()
+                    return response.status
+
+            yield post
+
+    return open_client
+
+
+def test_a_batch_woken_early_still_waits_for_its_instant(db, webhook) -> None:
+    from include.birthdays.delivery import deliver_batch
+    from include.birthdays.planning import ReleaseBatch
+    from include.birthdays.settings import Settings
+
+    instant = (now() + timedelta(seconds=2)).replace(microsecond=0)
+    add_users(db, [(1, "F", "L", instant.date().replace(year=1990), "UTC")])
+    with db.cursor() as cursor:
+        cursor.execute("INSERT INTO notifications (user_id, occasion_date, send_at) VALUES (1, %s, %s) RETURNING id",
+                       (instant.date(), instant))
+        (notification_id,) = cursor.fetchone()
+    db.commit()
+
+    deliver_batch(db, ReleaseBatch(instant, notification_id, notification_id, 1), aiohttp_client(webhook.url),
+                  Settings(send_local_time=instant.time()), None)
+
+    assert len(webhook.requests) == 1
+    assert webhook.requests[0].received_at >= instant.timestamp()
+
+
+CONCURRENT_SENDER = """
+import sys
+import time
+from datetime import datetime, timedelta
+import psycopg2
+from include.birthdays.delivery import deliver_batch
+from include.birthdays.planning import ReleaseBatch
+from include.birthdays.settings import Settings
+from tests.integration.test_delivery import aiohttp_client
+database_url, webhook_url, first_id, last_id, send_at, local_time, start_at = sys.argv[1:]
+batch = ReleaseBatch(datetime.fromisoformat(send_at) if send_at != "sweep" else None, int(first_id), int(last_id), 0)
+settings = Settings(send_local_time=datetime.strptime(local_time, "%H:%M:%S").time())
+conn = psycopg2.connect(database_url)
+time.sleep(max(0.0, float(start_at) - time.time()))  # every sender claims at the same moment
+summary = deliver_batch(conn, batch, aiohttp_client(webhook_url), settings, None)
+print(summary.claimed)
+"""
+
+
+def test_the_hourly_send_and_the_sweep_on_the_same_rows_post_each_once(db, webhook, app_database_url) -> None:
+    instant = (now() - timedelta(seconds=1)).replace(microsecond=0)  # due, so every sender races at once
+    born = instant.date().replace(year=1990)
+    add_users(db, [(user_id, "F", "L", born, "UTC") for user_id in range(1, 2001)])
+    with db.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO notifications (user_id, occasion_date, send_at) SELECT id, %s, %s FROM users", (born.replace(
+                year=instant.year), instant)
+        )
+        cursor.execute("SELECT min(id), max(id) FROM notifications")
+        first_id, last_id = cursor.fetchone()
+    db.commit()
+    start_at = str(time.time() + 8)
+
+    senders = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_SENDER, app_database_url, webhook.url, str(first_id), str(last_id),
+             mode, instant.strftime("%H:%M:%S"), start_at],
+            stdout=subprocess.PIPE, text=True,
+        )
+        for mode in (instant.isoformat(), "sweep", instant.isoformat())
+    ]
+    claimed = [int(sender.communicate(timeout=120)[0].split()[-1]) for sender in senders]
+
+    webhook_ids = [request.headers["webhook-id"] for request in webhook.requests]
+    assert len(webhook_ids) == len(set(webhook_ids)) == 2000
+    assert sum(claimed) == 2000
+    assert sorted(claimed)[-2] > 0, f"the senders did not overlap: {claimed}"
+    assert {status for _, status, _ in rows(db)} == {"sent"}

@@ -1,0 +1,225 @@
+"""A real HTTP webhook receiver for integration tests, its ``receiver`` fixture and a signature checker.
+
+The receiver is an aiohttp server on ``127.0.0.1`` (a free port) running its own event loop in a
+background thread, so synchronous test code can send it requests and inspect what it recorded.
+Every setter and getter takes a lock: the test thread programs answers while the server thread serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+SECRET_PREFIX = "whsec_"
+DEFAULT_STATUS = 200
+_START_STOP_TIMEOUT_SECONDS = 10.0
+_SHUTDOWN_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One request as the receiver saw it.
+
+    ``headers`` has lower-cased names (the last value wins for a repeated header); ``json`` is the parsed
+    body, or ``None`` when the body is empty or not JSON; ``received_at`` is ``time.time()`` taken when
+    the handler started; ``status`` is the status the receiver answered (or was answering, if a delayed
+    answer was still pending).
+    """
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    received_at: float
+    status: int
+
+
+class WebhookReceiver:
+    """An HTTP server that accepts ``POST`` on any path, records each request and answers as programmed.
+
+    Answers default to ``200`` with ``{"ok": true}``. ``respond_with`` queues statuses for the next
+    requests, ``always`` fixes the status for everything after the queue, and ``delay_seconds`` delays
+    every answer. Use ``start()``/``stop()`` or ``with WebhookReceiver() as receiver: ...``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queued: deque[int] = deque()
+        self._fallback_status = DEFAULT_STATUS
+        self._delay_seconds = 0.0
+        self._requests: list[ReceivedRequest] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, ``http://127.0.0.1:PORT``; any path below it is accepted."""
+        if self._port is None:
+            raise RuntimeError("the webhook receiver is not running")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def delay_seconds(self) -> float:
+        """Seconds every handler sleeps before answering (0 by default)."""
+        with self._lock:
+            return self._delay_seconds
+
+    @delay_seconds.setter
+    def delay_seconds(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("delay_seconds must not be negative")
+        with self._lock:
+            self._delay_seconds = float(seconds)
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """A copy of the requests received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def respond_with(self, *statuses: int) -> None:
+        """Queue ``statuses`` to answer the next requests in order; afterwards the fallback status applies."""
+        with self._lock:
+            self._queued.extend(statuses)
+
+    def always(self, status: int) -> None:
+        """Answer ``status`` to every request from now on, dropping any queued statuses."""
+        with self._lock:
+            self._queued.clear()
+            self._fallback_status = status
+
+    def clear(self) -> None:
+        """Forget the requests received so far (programmed answers are kept)."""
+        with self._lock:
+            self._requests.clear()
+
+    def start(self) -> WebhookReceiver:
+        """Start serving in a background thread; returns ``self`` once the port is bound."""
+        if self._thread is not None:
+            raise RuntimeError("the webhook receiver is already running")
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="webhook-receiver", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            asyncio.run_coroutine_threadsafe(self._serve(), loop).result(_START_STOP_TIMEOUT_SECONDS)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and its thread; requests in flight get at most a short grace period."""
+        loop, thread, runner = self._loop, self._thread, self._runner
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(_shut_down(runner), loop).result(
+                _START_STOP_TIMEOUT_SECONDS + _SHUTDOWN_TIMEOUT_SECONDS
+            )
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_START_STOP_TIMEOUT_SECONDS)
+            loop.close()
+            self._loop = self._thread = self._runner = None
+            self._port = None
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def _serve(self) -> None:
+        """Bind the server to a free port on 127.0.0.1 (runs on the receiver's loop)."""
+        app = web.Application()
+        app.router.add_route("POST", "/{path:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_SECONDS)
+        await runner.setup()
+        self._runner = runner
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self._port = runner.addresses[0][1]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        """Record the request, then answer the next programmed status after the configured delay."""
+        received_at = time.time()
+        body = await request.read()
+        with self._lock:
+            status = self._queued.popleft() if self._queued else self._fallback_status
+            delay = self._delay_seconds
+            self._requests.append(
+                ReceivedRequest(
+                    path=request.path,
+                    headers={name.lower(): value for name, value in request.headers.items()},
+                    body=body,
+                    json=_parse_json(body),
+                    received_at=received_at,
+                    status=status,
+                )
+            )
+        if delay:
+            await asyncio.sleep(delay)
+        return web.json_response({"ok": 200 <= status < 300}, status=status)
+
+
+async def _shut_down(runner: web.AppRunner | None) -> None:
+    """Close the server, then cancel what is still pending, such as handlers whose client went away."""
+    if runner is not None:
+        await runner.cleanup()
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _parse_json(body: bytes) -> Any:
+    """The parsed JSON body, or ``None`` when it is empty or not valid UTF-8 JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def verify_signature(secret: str, msg_id: str, timestamp: str, body: bytes, signature_header: str) -> bool:
+    """Whether ``signature_header`` carries a valid Standard Webhooks ``v1`` signature of the message.
+
+    ``secret`` is ``whsec_`` followed by the base64 key; the signed content is
+    ``"{msg_id}.{timestamp}."`` followed by the raw body, and each space-separated ``v1,<base64>`` entry
+    of the header is compared in constant time with base64(HMAC-SHA256(key, content)). A secret that is
+    not valid base64 raises ``ValueError``.
+    """
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    content = f"{msg_id}.{timestamp}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest())
+    for entry in signature_header.split():
+        version, _, signature = entry.partition(",")
+        if version == "v1" and hmac.compare_digest(signature.encode(), expected):
+            return True
+    return False
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A started ``WebhookReceiver``, stopped when the test ends."""
+    with WebhookReceiver() as started:
+        yield started
