@@ -1,4 +1,4 @@
-"""A real HTTP webhook receiver for integration tests, its ``receiver`` fixture and a signature checker.
+"""A real HTTP webhook receiver for integration tests and its ``receiver`` fixture.
 
 The receiver is an aiohttp server on ``127.0.0.1`` (a free port) running its own event loop in a
 background thread, so synchronous test code can send it requests and inspect what it recorded.
@@ -8,9 +8,6 @@ Every setter and getter takes a lock: the test thread programs answers while the
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -23,7 +20,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-SECRET_PREFIX = "whsec_"
 DEFAULT_STATUS = 200
 _START_STOP_TIMEOUT_SECONDS = 10.0
 _SHUTDOWN_TIMEOUT_SECONDS = 2.0
@@ -198,24 +194,6 @@ def _parse_json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         return None
-
-
-def verify_signature(secret: str, msg_id: str, timestamp: str, body: bytes, signature_header: str) -> bool:
-    """Whether ``signature_header`` carries a valid Standard Webhooks ``v1`` signature of the message.
-
-    ``secret`` is ``whsec_`` followed by the base64 key; the signed content is
-    ``"{msg_id}.{timestamp}."`` followed by the raw body, and each space-separated ``v1,<base64>`` entry
-    of the header is compared in constant time with base64(HMAC-SHA256(key, content)). A secret that is
-    not valid base64 raises ``ValueError``.
-    """
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
-    content = f"{msg_id}.{timestamp}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest())
-    for entry in signature_header.split():
-        version, _, signature = entry.partition(",")
-        if version == "v1" and hmac.compare_digest(signature.encode(), expected):
-            return True
-    return False
 
 
 @pytest.fixture

@@ -38,6 +38,12 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+def verify(secret: str, webhook_id: str, timestamp: str, body: bytes, signature_header: str) -> bool:
+    """Whether any ``v1,`` entry of a space-separated ``webhook-signature`` header signs this message."""
+    expected = sign(secret, webhook_id, int(timestamp), body)
+    return any(hmac.compare_digest(entry, expected) for entry in signature_header.split())
+
+
 def request_headers(webhook_id: str, timestamp: int, body: bytes, secret: str | None) -> dict[str, str]:
     headers = {
         "Content-Type": "application/json",

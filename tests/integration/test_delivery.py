@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from tests.conftest import WEBHOOK_SECRET as SECRET
-from tests.webhook_receiver import verify_signature
+from include.birthdays.webhooks import verify
 
 
 def now() -> datetime:
@@ -107,7 +107,7 @@ def test_a_released_batch_posts_each_message_once_at_its_instant(db, webhook, da
         headers = request.headers
         assert headers["content-type"] == "application/json"
         assert headers["idempotency-key"] == headers["webhook-id"]
-        assert verify_signature(SECRET, headers["webhook-id"], headers["webhook-timestamp"], request.body,
+        assert verify(SECRET, headers["webhook-id"], headers["webhook-timestamp"], request.body,
                                 headers["webhook-signature"])
         assert request.received_at >= instant.timestamp()
     print(f"first request {min(r.received_at for r in received) - instant.timestamp():.3f} s after the instant")

@@ -1,0 +1,64 @@
+"""The webhook request: body, headers, Standard Webhooks signatures and which answers are retried."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from include.birthdays.webhooks import is_retryable, is_success, request_body, request_headers, sign, verify
+
+# The published test vector of the Standard Webhooks specification.
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+TIMESTAMP = 1614265330
+BODY = b'{"test": 2432232314}'
+SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_signature_matches_the_spec_test_vector() -> None:
+    assert sign(SECRET, MSG_ID, TIMESTAMP, BODY) == SIGNATURE
+    assert verify(SECRET, MSG_ID, str(TIMESTAMP), BODY, SIGNATURE)
+    assert verify(SECRET, MSG_ID, str(TIMESTAMP), BODY, f"v1,c29tZXRoaW5nZWxzZQ== {SIGNATURE}")
+
+
+@pytest.mark.parametrize(
+    ("msg_id", "timestamp", "body"),
+    [(MSG_ID, TIMESTAMP, b'{"test": 2432232315}'), ("msg_other", TIMESTAMP, BODY), (MSG_ID, TIMESTAMP + 1, BODY)],
+)
+def test_any_change_to_the_message_breaks_the_signature(msg_id: str, timestamp: int, body: bytes) -> None:
+    assert not verify(SECRET, msg_id, str(timestamp), body, SIGNATURE)
+
+
+def test_body_carries_the_message_and_ids_as_json() -> None:
+    body = request_body(7, 42, "Zoë", "O'Brien", "birthday", date(2026, 12, 15))
+    assert json.loads(body) == {
+        "message": "Hey, Zoë O'Brien it's your birthday",
+        "notification_id": 7,
+        "user_id": 42,
+        "occasion": "birthday",
+        "occasion_date": "2026-12-15",
+    }
+
+
+def test_headers_are_signed_only_with_a_secret() -> None:
+    headers = request_headers("id-1", TIMESTAMP, BODY, SECRET)
+    assert headers == {
+        "Content-Type": "application/json",
+        "webhook-id": "id-1",
+        "webhook-timestamp": str(TIMESTAMP),
+        "Idempotency-Key": "id-1",
+        "webhook-signature": sign(SECRET, "id-1", TIMESTAMP, BODY),
+    }
+    assert "webhook-signature" not in request_headers("id-1", TIMESTAMP, BODY, None)
+
+
+@pytest.mark.parametrize(
+    ("status", "success", "retryable"),
+    [(200, True, False), (204, True, False), (301, False, False), (400, False, False), (404, False, False),
+     (408, False, True), (410, False, False), (429, False, True), (500, False, True), (503, False, True)],
+)
+def test_which_answers_succeed_and_which_are_retried(status: int, success: bool, retryable: bool) -> None:
+    assert is_success(status) == success
+    assert (not is_success(status) and is_retryable(status)) == retryable
