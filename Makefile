@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: run test migrate clean
 
 run: $(VENV)/.runtime
-	$(BIN)/python -m tools.dev run
+	$(BIN)/python -m tools.dev run $(if $(filter 0,$(DEMO)),--no-demo)
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest

@@ -35,9 +35,32 @@ def server_url(data_dir: Path) -> str:
     # pgserver logs every pg_ctl call at INFO, also from its exit handler after pytest closed its streams.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir)
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     _embedded_servers.append(server)
     return server.get_uri()
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """Drop processes that died without cleaning up from pgserver's list of the server's users.
+
+    pgserver stops the server when its last user exits, but a user killed by SIGKILL stays on the list
+    for ever, and then nobody ever stops the server.
+    """
+    handles = data_dir / ".handle_pids.json"
+    if handles.exists():
+        alive = [pid for pid in json.loads(handles.read_text(encoding="utf-8")) if _is_alive(pid)]
+        handles.write_text(json.dumps(alive), encoding="utf-8")
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def database_url(url: str, database: str) -> str:

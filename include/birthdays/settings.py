@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from include.birthdays.rules import Feb29Rule
 from include.birthdays.timezones import UnknownTimeZoneError, load_zone
@@ -40,27 +40,20 @@ class Settings:
     def from_variables(cls, lookup: VariableLookup) -> Settings:
         """Read every setting through ``lookup(name)``, which returns None for a Variable that is not set."""
         defaults = cls()
-        return cls(
-            send_local_time=_parse(lookup, "birthday_send_local_time", defaults.send_local_time, _local_time),
-            feb29_rule=_parse(lookup, "birthday_feb29_rule", defaults.feb29_rule, _feb29_rule),
-            default_timezone=_parse(lookup, "birthday_default_timezone", defaults.default_timezone, _zone),
-            batch_size=_parse(lookup, "birthday_batch_size", defaults.batch_size, _positive_int),
-            max_lateness_hours=_parse(
-                lookup, "birthday_max_lateness_hours", defaults.max_lateness_hours, _positive_int
-            ),
-            release_lead_seconds=_parse(
-                lookup, "birthday_release_lead_seconds", defaults.release_lead_seconds, _non_negative_int
-            ),
-            max_in_flight=_parse(lookup, "birthday_max_in_flight", defaults.max_in_flight, _positive_int),
-            request_timeout_seconds=_parse(
-                lookup, "birthday_request_timeout_seconds", defaults.request_timeout_seconds, _positive_int
-            ),
-            max_attempts=_parse(lookup, "birthday_max_attempts", defaults.max_attempts, _positive_int),
-            sweep_grace_seconds=_parse(
-                lookup, "birthday_sweep_grace_seconds", defaults.sweep_grace_seconds, _non_negative_int
-            ),
-            lease_seconds=_parse(lookup, "birthday_lease_seconds", defaults.lease_seconds, _positive_int),
-        )
+        values = {
+            field.name: _parse(lookup, variable_name(field.name), getattr(defaults, field.name), _PARSERS[field.name])
+            for field in dataclasses.fields(cls)
+        }
+        return cls(**values)
+
+    def as_variables(self) -> dict[str, str]:
+        """These settings as Variable values, by Variable name."""
+        return {variable_name(field.name): str(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+
+def variable_name(setting: str) -> str:
+    """Every setting ``x`` is the Variable ``birthday_x``."""
+    return f"birthday_{setting}"
 
 
 def _parse(lookup: VariableLookup, name: str, default: T, parse: Callable[[str], T]) -> T:
@@ -104,3 +97,18 @@ def _non_negative_int(raw: str) -> int:
     if value < 0:
         raise ValueError("must be a whole number, 0 or more")
     return value
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "send_local_time": _local_time,
+    "feb29_rule": _feb29_rule,
+    "default_timezone": _zone,
+    "batch_size": _positive_int,
+    "max_lateness_hours": _positive_int,
+    "release_lead_seconds": _non_negative_int,
+    "max_in_flight": _positive_int,
+    "request_timeout_seconds": _positive_int,
+    "max_attempts": _positive_int,
+    "sweep_grace_seconds": _non_negative_int,
+    "lease_seconds": _positive_int,
+}
