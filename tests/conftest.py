@@ -30,8 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from tools import local_postgres
 
     server = local_postgres.server_url(local_postgres.LOCAL_DIR / "postgres-test")
-    _drop_database(server, APP_DATABASE)
-    app_url = local_postgres.ensure_database(server, APP_DATABASE)
+    app_url = fresh_database(server, APP_DATABASE)
     airflow_url = local_postgres.ensure_database(server, AIRFLOW_DATABASE)
     airflow_home = Path(tempfile.mkdtemp(prefix="birthday-airflow-home-"))
     os.environ.update(
@@ -52,9 +51,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
 
 
-def _drop_database(server: str, name: str) -> None:
+def fresh_database(server: str, name: str) -> str:
+    """Drop ``name`` on the server of ``server`` if it exists, create it empty and return its URL."""
     import psycopg2
     from psycopg2 import sql
+
+    from tools import local_postgres
 
     conn = psycopg2.connect(server)
     try:
@@ -63,6 +65,7 @@ def _drop_database(server: str, name: str) -> None:
             cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     finally:
         conn.close()
+    return local_postgres.ensure_database(server, name)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,103 @@
+"""End to end on real Airflow services: scheduler, dag-processor, triggerer and API server as processes.
+
+The hourly DAG releases a batch due about a minute and a half ahead through deferred sensors on the real
+triggerer, and the sweep picks up a user whose instant passed an hour ago. Under CeleryExecutor two named
+workers share the batches. What the receiver got is the verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg2
+import pytest
+
+from tests.conftest import fresh_database
+from tests.real_services import airflow_services, redis_url
+from tools.local_postgres import database_url, sqlalchemy_url
+
+HOURLY_USERS = range(1, 9)  # four batches of two, due ahead
+OVERDUE_USERS = range(101, 103)  # at UTC+1: the same local time came an hour ago
+
+
+def trigger(environment: dict[str, str], *arguments: str, timeout: float = 120) -> None:
+    """Trigger a DAG run once the dag-processor has parsed the DAG."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run([sys.executable, "-m", "airflow", "dags", "trigger", *arguments], env=environment,
+                                capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            return
+        assert time.monotonic() < deadline, result.stderr[-2000:]
+        time.sleep(3)
+
+
+@pytest.mark.parametrize("executor", ["LocalExecutor", "CeleryExecutor"])
+def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook, tmp_path, executor: str) -> None:
+    celery = executor == "CeleryExecutor"
+    if celery and os.environ.get("BIRTHDAY_TEST_CELERY") == "0":
+        pytest.skip("BIRTHDAY_TEST_CELERY=0: this machine has no Redis (the README's documented opt-out)")
+    instant = (datetime.now(UTC) + timedelta(seconds=100)).replace(microsecond=0)
+    born = instant.date().replace(year=1990)
+    with db.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO users (id, first_name, last_name, birthday, timezone) VALUES (%s, 'F', 'L', %s, %s)",
+            [(user_id, born, "UTC") for user_id in HOURLY_USERS]
+            + [(user_id, born, "Etc/GMT-1") for user_id in OVERDUE_USERS],
+        )
+    db.commit()
+
+    metadata_url = fresh_database(database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"),
+                                  f"airflow_e2e_{executor.lower()}")
+    environment = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(metadata_url),
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME": instant.strftime("%H:%M:%S"),
+        "AIRFLOW_VAR_BIRTHDAY_BATCH_SIZE": "2",
+    }
+    if celery:
+        broker = redis_url()
+        import redis
+
+        redis.Redis.from_url(broker).flushdb()
+        environment |= {
+            "AIRFLOW__CELERY__BROKER_URL": broker,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
+        }
+
+    with airflow_services(environment, tmp_path, celery_workers=2 if celery else 0):
+        trigger(environment, "birthday_sweep")
+        hourly_logical_date = instant.replace(minute=0, second=0) - timedelta(hours=1)
+        trigger(environment, "birthday_notifications", "--logical-date", hourly_logical_date.isoformat())
+        expected = len(HOURLY_USERS) + len(OVERDUE_USERS)
+        deadline = instant.timestamp() + 120
+        while len(webhook.requests) < expected and time.time() < deadline:
+            time.sleep(1)
+
+    received = webhook.requests
+    assert sorted(request.json["user_id"] for request in received) == [*HOURLY_USERS, *OVERDUE_USERS]
+    released = [request for request in received if request.json["user_id"] in HOURLY_USERS]
+    assert min(request.received_at for request in released) >= instant.timestamp()
+    lateness = {}
+    for request in released:
+        batch = (request.json["user_id"] - 1) // 2
+        lateness[batch] = min(lateness.get(batch, 1e9), request.received_at - instant.timestamp())
+    print(f"{executor}: first request of each batch after the instant: "
+          + ", ".join(f"{seconds:.3f} s" for _, seconds in sorted(lateness.items())))
+    with db.cursor() as cursor:
+        cursor.execute("SELECT status, count(*) FROM notifications GROUP BY status")
+        assert dict(cursor.fetchall()) == {"sent": expected}
+    if celery:
+        with psycopg2.connect(metadata_url) as metadata, metadata.cursor() as cursor:
+            cursor.execute("SELECT hostname, count(*) FROM task_instance"
+                           " WHERE task_id = 'release.send_batch' AND state = 'success' GROUP BY hostname")
+            batches_by_worker = dict(cursor.fetchall())
+        print(f"batches by worker: {batches_by_worker}")
+        assert set(batches_by_worker) == {"worker-1", "worker-2"}
