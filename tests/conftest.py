@@ -68,6 +68,17 @@ def fresh_database(server: str, name: str) -> str:
     return local_postgres.ensure_database(server, name)
 
 
+def insert_users(db: Any, users: Any) -> None:
+    """Insert ``include.birthdays.planning.User`` rows, with placeholder names."""
+    with db.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO users (id, first_name, last_name, birthday, timezone)"
+            " VALUES (%(id)s, 'First', 'Last', %(birthday)s, %(timezone)s)",
+            [{"id": user.id, "birthday": user.birthday, "timezone": user.timezone} for user in users],
+        )
+    db.commit()
+
+
 @pytest.fixture(scope="session")
 def app_database_url() -> str:
     """The test application database, migrated once per session."""

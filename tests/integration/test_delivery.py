@@ -8,6 +8,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from psycopg2 import sql
 
 from tests.conftest import WEBHOOK_SECRET as SECRET
 from include.birthdays.webhooks import verify
@@ -41,7 +42,8 @@ def add_users(db, users: list[tuple[int, str, str, date, str | None]]) -> None:
 def rows(db, columns: str = "user_id, status, attempts") -> list[tuple]:
     db.rollback()
     with db.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM notifications ORDER BY user_id")  # columns are test constants
+        selected = sql.SQL(", ").join(sql.Identifier(column) for column in columns.split(", "))
+        cursor.execute(sql.SQL("SELECT {} FROM notifications ORDER BY user_id").format(selected))
         return cursor.fetchall()
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from include.birthdays.planning import User, Window, plan_user
 from include.birthdays.settings import Settings
+from tests.conftest import insert_users
 
 FIRST_RUN = datetime(2025, 12, 14, tzinfo=UTC)
 LOGICAL_DATES = [FIRST_RUN + timedelta(hours=hour) for hour in range(48)]
@@ -50,13 +51,7 @@ def run_every_hour(dag) -> None:
 
 def test_every_user_due_in_the_two_days_gets_exactly_one_row_at_the_exact_instant(db, webhook, hourly_dag) -> None:
     users = users_around_the_two_days()
-    with db.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO users (id, first_name, last_name, birthday, timezone)"
-            " VALUES (%(id)s, 'First', 'Last', %(birthday)s, %(timezone)s)",
-            [{"id": user.id, "birthday": user.birthday, "timezone": user.timezone} for user in users],
-        )
-    db.commit()
+    insert_users(db, users)
 
     run_every_hour(hourly_dag)
 

@@ -15,6 +15,7 @@ from include.birthdays.planning import User, Window, plan_user, plan_window
 from include.birthdays.rules import Feb29Rule
 from include.birthdays.settings import Settings
 from include.birthdays.timezones import zone_names
+from tests.conftest import insert_users
 
 SPAN = Window(datetime(2026, 12, 30, 17, 11, tzinfo=UTC), datetime(2029, 1, 2, 7, tzinfo=UTC))
 
@@ -43,16 +44,6 @@ def tiling_windows(seed: int) -> list[Window]:
         windows.append(Window(start, end))
         start = end
     return windows
-
-
-def insert_users(db, users: list[User]) -> None:
-    with db.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO users (id, first_name, last_name, birthday, timezone)"
-            " VALUES (%(id)s, 'First', 'Last', %(birthday)s, %(timezone)s)",
-            [{"id": user.id, "birthday": user.birthday, "timezone": user.timezone} for user in users],
-        )
-    db.commit()
 
 
 @pytest.mark.parametrize(
