@@ -8,6 +8,7 @@ Airflow reads its configuration when it is first imported, so the environment is
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -69,12 +70,12 @@ def fresh_database(server: str, name: str) -> str:
 
 
 def insert_users(db: Any, users: Any) -> None:
-    """Insert ``include.birthdays.planning.User`` rows, with placeholder names."""
+    """Insert ``include.birthdays.planning.User`` rows."""
     with db.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO users (id, first_name, last_name, birthday, timezone)"
-            " VALUES (%(id)s, 'First', 'Last', %(birthday)s, %(timezone)s)",
-            [{"id": user.id, "birthday": user.birthday, "timezone": user.timezone} for user in users],
+            " VALUES (%(id)s, %(first_name)s, %(last_name)s, %(birthday)s, %(timezone)s)",
+            [dataclasses.asdict(user) for user in users],
         )
     db.commit()
 

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, timedelta
@@ -22,14 +23,31 @@ import aiohttp
 from include.birthdays.planning import INVALID, OCCASION, SCHEDULED, ReleaseBatch, User, plan_occasion
 from include.birthdays.settings import Settings
 from include.birthdays.sql import load_sql
-from include.birthdays.webhooks import is_retryable, is_success, request_body, request_headers
+from include.birthdays.webhooks import (
+    is_retryable,
+    is_success,
+    request_body,
+    request_headers,
+    retry_after_delay,
+)
 
 log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"
 
-# Sends one request (body, headers) and returns the HTTP status; raises on transport failures.
-Post = Callable[[bytes, dict[str, str]], Awaitable[int]]
+TOO_MANY_REQUESTS = 429
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """What the endpoint answered: the status and its ``Retry-After`` header, if any."""
+
+    status: int
+    retry_after: str | None = None
+
+
+# Sends one request (body, headers) and returns the reply; raises on transport failures.
+Post = Callable[[bytes, dict[str, str]], Awaitable[Reply]]
 OpenClient = Callable[[], AbstractAsyncContextManager[Post]]
 Clock = Callable[[], datetime]
 
@@ -61,6 +79,7 @@ class Attempt:
     error: str | None
     retryable: bool
     latency_ms: float
+    retry_at: datetime | None  # when a retryable failure may be tried again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,11 +104,13 @@ def deliver_batch(
     secret: str | None,
     grace: timedelta = timedelta(0),
     clock: Clock = utc_now,
+    endpoint: str = "",
 ) -> DeliverySummary:
     """Deliver the due rows of ``batch`` (waiting for its instant first, if it has one).
 
     A scheduled row is claimed only once its instant is ``grace`` old: the sweep leaves healthy hourly
-    releases a head start.
+    releases a head start. With ``birthday_max_requests_per_second`` set, requests to ``endpoint`` are paced
+    across every task sending to it.
     """
     if batch.send_at is not None:
         _sleep_until(batch.send_at, clock)
@@ -102,7 +123,12 @@ def deliver_batch(
             cursor.execute(load_sql("deliver/release_claims"), _release_parameters(to_release, claim_token))
     conn.commit()
 
-    attempts = asyncio.run(_send_all(to_send, open_client, settings, secret, clock)) if to_send else []
+    pacer = (
+        SendPacer(conn, endpoint, settings.max_requests_per_second, len(to_send), clock)
+        if settings.max_requests_per_second and to_send
+        else None
+    )
+    attempts = asyncio.run(_send_all(to_send, open_client, settings, secret, clock, pacer)) if to_send else []
 
     if attempts:
         with conn.cursor() as cursor:
@@ -155,7 +181,7 @@ def _recheck(claimed: list[ClaimedRow], settings: Settings) -> tuple[list[Claime
     """
     to_send, to_release = [], []
     for row in claimed:
-        user = User(row.user_id, row.birthday, row.timezone)
+        user = User(row.user_id, row.birthday, row.timezone, row.first_name, row.last_name)
         _, planned = plan_occasion(user, row.occasion_date.year, settings)
         if planned.occasion_date != row.occasion_date:
             to_release.append((row.id, row.send_at, CANCELLED, "birthday changed after planning"))
@@ -174,32 +200,109 @@ def _release_parameters(to_release: list[tuple], claim_token: uuid.UUID) -> dict
             "claim_token": str(claim_token)}
 
 
+class SendPacer:
+    """Spaces the requests to one endpoint ``1 / per_second`` apart, across every task sending to it.
+
+    The next free slot of each endpoint lives in the ``send_pacing`` table; a task reserves a few slots per
+    round trip (about a fifth of a second's worth), so concurrent tasks on any worker interleave their
+    requests instead of adding their rates up. Reserved slots are contiguous and never overlap.
+    """
+
+    def __init__(self, conn: Any, endpoint: str, per_second: int, requests: int, clock: Clock) -> None:
+        self._conn = conn
+        self._endpoint = endpoint
+        self._interval = timedelta(seconds=1 / per_second)
+        self._chunk = max(1, per_second // 5)
+        self._unreserved = requests
+        self._clock = clock
+        self._slots: deque[datetime] = deque()
+        self._lock = asyncio.Lock()
+
+    async def wait_turn(self) -> None:
+        """Wait for this task's next reserved slot; each caller gets one slot."""
+        async with self._lock:
+            if not self._slots:
+                count = min(self._chunk, self._unreserved)
+                first = await asyncio.to_thread(self._reserve, count)
+                self._unreserved -= count
+                self._slots.extend(first + index * self._interval for index in range(count))
+            slot = self._slots.popleft()
+        await _sleep_until_async(slot, self._clock)
+
+    def _reserve(self, count: int) -> datetime:
+        with self._conn.cursor() as cursor:
+            cursor.execute(
+                load_sql("deliver/reserve_send_slots"),
+                {"endpoint": self._endpoint, "now": self._clock(), "count": count, "interval": self._interval},
+            )
+            (first_slot,) = cursor.fetchone()
+        self._conn.commit()
+        return first_slot
+
+
+async def _sleep_until_async(instant: datetime, clock: Clock) -> None:
+    while (remaining := (instant - clock()).total_seconds()) > 0:
+        await asyncio.sleep(remaining)
+
+
 async def _send_all(
-    rows: list[ClaimedRow], open_client: OpenClient, settings: Settings, secret: str | None, clock: Clock
+    rows: list[ClaimedRow],
+    open_client: OpenClient,
+    settings: Settings,
+    secret: str | None,
+    clock: Clock,
+    pacer: SendPacer | None,
 ) -> list[Attempt]:
     in_flight = asyncio.Semaphore(settings.max_in_flight)
     async with open_client() as post:
-        return list(await asyncio.gather(*(_send_one(row, post, in_flight, secret, clock) for row in rows)))
+        sends = (_send_one(row, post, in_flight, secret, settings, clock, pacer) for row in rows)
+        return list(await asyncio.gather(*sends))
 
 
 async def _send_one(
-    row: ClaimedRow, post: Post, in_flight: asyncio.Semaphore, secret: str | None, clock: Clock
+    row: ClaimedRow,
+    post: Post,
+    in_flight: asyncio.Semaphore,
+    secret: str | None,
+    settings: Settings,
+    clock: Clock,
+    pacer: SendPacer | None,
 ) -> Attempt:
     async with in_flight:
-        while (remaining := (row.send_at - clock()).total_seconds()) > 0:
-            await asyncio.sleep(remaining)
+        await _sleep_until_async(row.send_at, clock)
+        if pacer is not None:
+            await pacer.wait_turn()
         started_at = clock()
         body = request_body(row.id, row.user_id, row.first_name, row.last_name, OCCASION, row.occasion_date)
         headers = request_headers(str(row.webhook_id), int(started_at.timestamp()), body, secret)
         started = time.perf_counter()
         try:
-            status = await post(body, headers)
+            reply = await post(body, headers)
         except (TimeoutError, OSError, aiohttp.ClientError) as error:
+            finished_at = clock()
             message = f"{type(error).__name__}: {error}".strip(": ")
-            return Attempt(row, started_at, clock(), None, message, True, (time.perf_counter() - started) * 1000)
-        message = None if is_success(status) else f"HTTP {status}"
-        retryable = not is_success(status) and is_retryable(status)
-        return Attempt(row, started_at, clock(), status, message, retryable, (time.perf_counter() - started) * 1000)
+            latency_ms = (time.perf_counter() - started) * 1000
+            return Attempt(row, started_at, finished_at, None, message, True, latency_ms, finished_at)
+        finished_at = clock()
+        latency_ms = (time.perf_counter() - started) * 1000
+        if is_success(reply.status):
+            return Attempt(row, started_at, finished_at, reply.status, None, False, latency_ms, None)
+        retryable = is_retryable(reply.status)
+        retry_at = _retry_at(reply, finished_at, settings) if retryable else None
+        return Attempt(row, started_at, finished_at, reply.status, f"HTTP {reply.status}", retryable, latency_ms,
+                       retry_at)
+
+
+def _retry_at(reply: Reply, finished_at: datetime, settings: Settings) -> datetime:
+    """When a retryable failure may be tried again: at once, unless the endpoint asked for a pause.
+
+    A 429 or a ``Retry-After`` header is honoured, but never shorter than ``birthday_retry_after_floor_seconds``,
+    so an endpoint that says "retry now" is not hammered.
+    """
+    asked_for = retry_after_delay(reply.retry_after, finished_at)
+    if reply.status != TOO_MANY_REQUESTS and asked_for is None:
+        return finished_at
+    return finished_at + max(timedelta(seconds=settings.retry_after_floor_seconds), asked_for or timedelta(0))
 
 
 def _record_parameters(attempts: list[Attempt], claim_token: uuid.UUID) -> dict:
@@ -211,6 +314,6 @@ def _record_parameters(attempts: list[Attempt], claim_token: uuid.UUID) -> dict:
         "http_statuses": [attempt.http_status for attempt in attempts],
         "errors": [attempt.error for attempt in attempts],
         "latencies_ms": [attempt.latency_ms for attempt in attempts],
-        "retry_afters": [attempt.finished_at if attempt.retryable else None for attempt in attempts],
+        "retry_afters": [attempt.retry_at for attempt in attempts],
         "claim_token": str(claim_token),
     }

@@ -9,6 +9,7 @@ their rows. ``plan_user`` states the same rules one user at a time: the referenc
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -79,6 +80,14 @@ class User:
     id: int
     birthday: date
     timezone: str | None
+    first_name: str = "First"
+    last_name: str = "Last"
+
+
+# The longest first or last name a message is sent with: longer text is a data error, not a name.
+MAX_NAME_LENGTH = 256
+# What counts as blank around a name or zone; upsert_notifications.sql trims the same characters.
+BLANKS = " \t\r\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,15 +102,42 @@ class PlannedNotification:
 def plan_occasion(user: User, year: int, settings: Settings) -> tuple[datetime, PlannedNotification]:
     """The notification ``user`` is owed in ``year``, and the instant that decides which window owns it.
 
-    An unknown zone is planned in the default zone, so that exactly one window records it as invalid.
+    An unknown zone is planned in the default zone, so that exactly one window records it as invalid. An
+    invalid row has no send instant and carries the reason (upsert_notifications.sql applies the same checks
+    in the same order).
     """
     known = user.timezone is None or user.timezone in zone_names()
     zone = load_zone(user.timezone if known and user.timezone is not None else settings.default_timezone)
     day = celebrated_date(user.birthday, year, settings.feb29_rule)
     instant = local_instant(day, settings.send_local_time, zone)
-    if known:
+    reason = invalid_reason(user, day)
+    if reason is None:
         return instant, PlannedNotification(user.id, day, instant, SCHEDULED, None)
-    return instant, PlannedNotification(user.id, day, None, INVALID, f"unknown time zone: {user.timezone}")
+    return instant, PlannedNotification(user.id, day, None, INVALID, reason)
+
+
+def invalid_reason(user: User, occasion_date: date) -> str | None:
+    """Why ``user`` cannot be sent a message for ``occasion_date``, or None when they can."""
+    if user.timezone is not None and user.timezone not in zone_names():
+        return unknown_zone_reason(user.timezone)
+    if not (user.first_name.strip(BLANKS) or user.last_name.strip(BLANKS)):
+        return "user has no name"
+    if max(len(user.first_name), len(user.last_name)) > MAX_NAME_LENGTH:
+        return f"name longer than {MAX_NAME_LENGTH} characters"
+    if user.birthday >= occasion_date:
+        return "birthday is not in the past"
+    return None
+
+
+def unknown_zone_reason(name: str) -> str:
+    """The reason for a zone name the tz database does not know, naming the zone it most likely meant."""
+    meant = _zones_by_folded_name().get(name.strip(BLANKS).lower())
+    return f'unknown time zone "{name}"' + (f'; did you mean "{meant}"?' if meant else "")
+
+
+@functools.cache
+def _zones_by_folded_name() -> dict[str, str]:
+    return {name.lower(): name for name in zone_names()}
 
 
 def plan_user(user: User, window: Window, settings: Settings) -> list[PlannedNotification]:
@@ -162,6 +198,8 @@ def _upsert_parameters(slots: list[Slot], settings: Settings) -> dict[str, Any]:
         "occasion": OCCASION,
         "default_zone": settings.default_timezone,
         "known_zones": sorted(zone_names()),
+        "folded_zones": [name.lower() for name in sorted(zone_names())],
+        "max_name_length": MAX_NAME_LENGTH,
         "birth_month_days": sorted({slot.birth_month_day for slot in slots}),
         "slot_zones": [slot.zone for slot in slots],
         "slot_birth_month_days": [slot.birth_month_day for slot in slots],

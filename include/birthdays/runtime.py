@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, closing
 from datetime import datetime, timedelta
 from typing import Any
 
-from include.birthdays.delivery import DeliverySummary, Post, RetryableDeliveryError, deliver_batch
+from include.birthdays.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, deliver_batch
 from include.birthdays.planning import ReleaseBatch, hourly_window, plan_window
 from include.birthdays.settings import Settings
 from include.birthdays.sweep import sweep_late_window
@@ -81,10 +81,13 @@ def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str
     settings = read_settings()
     batch = ReleaseBatch.from_json(batch_json)
     grace = timedelta(seconds=settings.sweep_grace_seconds if from_sweep else 0)
-    secret = HttpAsyncHook.get_connection(webhook_conn_id).password or None
+    connection = HttpAsyncHook.get_connection(webhook_conn_id)
+    secret = connection.password or None
+    endpoint = f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
     with closing(open_database(db_conn_id)) as conn:
         summary = deliver_batch(
-            conn, batch, lambda: _webhook_client(webhook_conn_id, settings), settings, secret, grace
+            conn, batch, lambda: _webhook_client(webhook_conn_id, settings), settings, secret, grace,
+            endpoint=endpoint,
         )
     _log_summary(batch, summary)
     if summary.retryable_failures:
@@ -124,7 +127,7 @@ async def _webhook_client(conn_id: str, settings: Settings) -> AsyncIterator[Pos
     timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
     async with hook.session() as session:
 
-        async def post(body: bytes, headers: dict[str, str]) -> int:
+        async def post(body: bytes, headers: dict[str, str]) -> Reply:
             response = await session.run(
                 data=body,
                 headers=headers,
@@ -132,6 +135,6 @@ async def _webhook_client(conn_id: str, settings: Settings) -> AsyncIterator[Pos
             )
             async with response:
                 await response.read()
-            return response.status
+            return Reply(response.status, response.headers.get("Retry-After"))
 
         yield post

@@ -35,6 +35,8 @@ class Settings:
     max_attempts: int = 10
     sweep_grace_seconds: int = 120
     lease_seconds: int = 600
+    max_requests_per_second: int = 0
+    retry_after_floor_seconds: int = 5
 
     @classmethod
     def from_variables(cls, lookup: VariableLookup) -> Settings:
@@ -111,4 +113,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_attempts": _positive_int,
     "sweep_grace_seconds": _non_negative_int,
     "lease_seconds": _positive_int,
+    "max_requests_per_second": _non_negative_int,
+    "retry_after_floor_seconds": _non_negative_int,
 }

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 SECRET_PREFIX = "whsec_"
 
 
 def birthday_message(first_name: str, last_name: str) -> str:
-    return f"Hey, {first_name} {last_name} it's your birthday"
+    name = " ".join(part.strip() for part in (first_name, last_name) if part.strip())
+    return f"Hey, {name} it's your birthday"
 
 
 def request_body(
@@ -63,3 +65,19 @@ def is_success(status: int) -> bool:
 def is_retryable(status: int) -> bool:
     """408, 429 and 5xx may succeed later; any other non-2xx answer will not."""
     return status in (408, 429) or status >= 500
+
+
+def retry_after_delay(header: str | None, now: datetime) -> timedelta | None:
+    """The wait a ``Retry-After`` header asks for (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if header is None:
+        return None
+    value = header.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        asked_for = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if asked_for.tzinfo is None:
+        asked_for = asked_for.replace(tzinfo=UTC)
+    return max(asked_for - now, timedelta(0))

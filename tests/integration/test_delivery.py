@@ -245,14 +245,16 @@ def aiohttp_client(url: str):
 
     import aiohttp
 
+    from include.birthdays.delivery import Reply
+
     @asynccontextmanager
     async def open_client():
         async with aiohttp.ClientSession() as session:
 
-            async def post(body: bytes, headers: dict[str, str]) -> int:
+            async def post(body: bytes, headers: dict[str, str]) -> Reply:
                 async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
                     await response.read()
-                    return response.status
+                    return Reply(response.status, response.headers.get("Retry-After"))
 
             yield post
 

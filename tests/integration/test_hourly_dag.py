@@ -70,7 +70,7 @@ def test_every_user_due_in_the_two_days_gets_exactly_one_row_at_the_exact_instan
     due_user_ids = {row[0] for row in expected}
     assert {user.id for user in users if (user.birthday.month, user.birthday.day) == (12, 15)} <= due_user_ids
     assert not {user.id for user in users if user.birthday.month == 6} & due_user_ids
-    assert ("invalid", "unknown time zone: PST") in {(row[4], row[5]) for row in first_pass}
+    assert ("invalid", 'unknown time zone "PST"') in {(row[4], row[5]) for row in first_pass}
 
     run_every_hour(hourly_dag)
 

@@ -2,6 +2,9 @@
 -- The slot arrays describe the window: for each zone, the local date whose send time falls inside it, the birth
 -- month-days celebrated that day and the instant, all computed in Python from the pinned tz database.
 -- A NULL zone plans in the default zone; an unknown zone plans in the default zone too, as 'invalid'.
+-- A row that cannot be sent is 'invalid' with no instant and a reason, checked in the order and with the
+-- words of planning.invalid_reason: unknown zone (naming the zone it likely meant), no name, a name too long
+-- for a message, a birthday not in the past.
 -- Rows already claimed or finished are never touched, and an unchanged row is not rewritten.
 WITH slot AS (
     SELECT *
@@ -16,6 +19,9 @@ candidate AS (
     SELECT
         u.id AS user_id,
         u.timezone,
+        u.first_name,
+        u.last_name,
+        u.birthday,
         (extract(month FROM u.birthday) * 100 + extract(day FROM u.birthday))::integer AS birth_month_day,
         u.timezone IS NOT NULL AND u.timezone <> ALL (%(known_zones)s::text[]) AS zone_unknown,
         CASE
@@ -25,17 +31,38 @@ candidate AS (
     FROM users AS u
     WHERE (extract(month FROM u.birthday) * 100 + extract(day FROM u.birthday))::integer
         = ANY (%(birth_month_days)s::integer[])
+),
+checked AS (
+    SELECT
+        c.user_id,
+        s.occasion_date,
+        s.send_at,
+        CASE
+            WHEN c.zone_unknown THEN
+                'unknown time zone "' || c.timezone || '"'
+                || coalesce('; did you mean "' || (
+                    SELECT z.name
+                    FROM unnest(%(folded_zones)s::text[], %(known_zones)s::text[]) AS z (folded, name)
+                    WHERE z.folded = lower(btrim(c.timezone, E' \t\r\n'))
+                ) || '"?', '')
+            WHEN btrim(c.first_name, E' \t\r\n') = '' AND btrim(c.last_name, E' \t\r\n') = ''
+                THEN 'user has no name'
+            WHEN greatest(length(c.first_name), length(c.last_name)) > %(max_name_length)s
+                THEN 'name longer than ' || %(max_name_length)s || ' characters'
+            WHEN c.birthday >= s.occasion_date THEN 'birthday is not in the past'
+        END AS reason
+    FROM candidate AS c
+    JOIN slot AS s ON s.zone = c.plan_zone AND s.birth_month_day = c.birth_month_day
 )
 INSERT INTO notifications AS n (user_id, occasion, occasion_date, send_at, status, last_error)
 SELECT
-    c.user_id,
+    user_id,
     %(occasion)s,
-    s.occasion_date,
-    CASE WHEN c.zone_unknown THEN NULL ELSE s.send_at END,
-    CASE WHEN c.zone_unknown THEN 'invalid' ELSE 'scheduled' END,
-    CASE WHEN c.zone_unknown THEN 'unknown time zone: ' || c.timezone END
-FROM candidate AS c
-JOIN slot AS s ON s.zone = c.plan_zone AND s.birth_month_day = c.birth_month_day
+    occasion_date,
+    CASE WHEN reason IS NULL THEN send_at END,
+    CASE WHEN reason IS NULL THEN 'scheduled' ELSE 'invalid' END,
+    reason
+FROM checked
 ON CONFLICT (user_id, occasion, occasion_date) DO UPDATE
 SET send_at = excluded.send_at,
     status = excluded.status,
