@@ -8,12 +8,13 @@ Every setter and getter takes a lock: the test thread programs answers while the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -43,12 +44,23 @@ class ReceivedRequest:
     status: int
 
 
+@dataclass(frozen=True)
+class Answer:
+    """How ``answer_with``'s policy answers one request: a status, extra headers and a delay."""
+
+    status: int = DEFAULT_STATUS
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+
+
 class WebhookReceiver:
     """An HTTP server that accepts ``POST`` on any path, records each request and answers as programmed.
 
     Answers default to ``200`` with ``{"ok": true}``. ``respond_with`` queues statuses for the next
     requests, ``always`` fixes the status for everything after the queue, and ``delay_seconds`` delays
-    every answer. Use ``start()``/``stop()`` or ``with WebhookReceiver() as receiver: ...``.
+    every answer; ``answer_with`` replaces all three with a policy that sees each request. Use
+    ``start()``/``stop()`` or ``with WebhookReceiver() as receiver: ...``; a receiver started again after
+    ``stop()`` listens on the same port, as a webhook endpoint back from an outage.
     """
 
     def __init__(self) -> None:
@@ -57,6 +69,8 @@ class WebhookReceiver:
         self._fallback_status = DEFAULT_STATUS
         self._delay_seconds = 0.0
         self._requests: list[ReceivedRequest] = []
+        self._policy: Callable[[ReceivedRequest], Answer] | None = None
+        self._bound_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -98,6 +112,11 @@ class WebhookReceiver:
         with self._lock:
             self._queued.clear()
             self._fallback_status = status
+
+    def answer_with(self, policy: Callable[[ReceivedRequest], Answer] | None) -> None:
+        """Answer every request with ``policy(request)`` (called under the lock; None: back to the queue)."""
+        with self._lock:
+            self._policy = policy
 
     def clear(self) -> None:
         """Forget the requests received so far (programmed answers are kept)."""
@@ -153,29 +172,31 @@ class WebhookReceiver:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_SECONDS)
         await runner.setup()
         self._runner = runner
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self._port = runner.addresses[0][1]
+        await web.TCPSite(runner, "127.0.0.1", self._bound_port).start()
+        self._port = self._bound_port = runner.addresses[0][1]
 
     async def _handle(self, request: web.Request) -> web.Response:
         """Record the request, then answer the next programmed status after the configured delay."""
         received_at = time.time()
         body = await request.read()
+        received = ReceivedRequest(
+            path=request.path,
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body=body,
+            json=_parse_json(body),
+            received_at=received_at,
+            status=DEFAULT_STATUS,
+        )
         with self._lock:
-            status = self._queued.popleft() if self._queued else self._fallback_status
-            delay = self._delay_seconds
-            self._requests.append(
-                ReceivedRequest(
-                    path=request.path,
-                    headers={name.lower(): value for name, value in request.headers.items()},
-                    body=body,
-                    json=_parse_json(body),
-                    received_at=received_at,
-                    status=status,
-                )
-            )
-        if delay:
-            await asyncio.sleep(delay)
-        return web.json_response({"ok": 200 <= status < 300}, status=status)
+            if self._policy is not None:
+                answer = self._policy(received)
+            else:
+                status = self._queued.popleft() if self._queued else self._fallback_status
+                answer = Answer(status, {}, self._delay_seconds)
+            self._requests.append(dataclasses.replace(received, status=answer.status))
+        if answer.delay_seconds:
+            await asyncio.sleep(answer.delay_seconds)
+        return web.json_response({"ok": 200 <= answer.status < 300}, status=answer.status, headers=answer.headers)
 
 
 async def _shut_down(runner: web.AppRunner | None) -> None:

@@ -131,7 +131,9 @@ def invalid_reason(user: User, occasion_date: date) -> str | None:
 
 def unknown_zone_reason(name: str) -> str:
     """The reason for a zone name the tz database does not know, naming the zone it most likely meant."""
-    meant = _zones_by_folded_name().get(name.strip(BLANKS).lower())
+    trimmed = name.strip(BLANKS)
+    # Zone names are ASCII; folding only ASCII keeps Python and PostgreSQL's lower() in agreement.
+    meant = _zones_by_folded_name().get(trimmed.lower()) if trimmed.isascii() else None
     return f'unknown time zone "{name}"' + (f'; did you mean "{meant}"?' if meant else "")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -281,23 +282,6 @@ def test_a_batch_woken_early_still_waits_for_its_instant(db, webhook) -> None:
     assert webhook.requests[0].received_at >= instant.timestamp()
 
 
-CONCURRENT_SENDER = """
-import sys
-import time
-from datetime import datetime, timedelta
-import psycopg2
-from include.birthdays.delivery import deliver_batch
-from include.birthdays.planning import ReleaseBatch
-from include.birthdays.settings import Settings
-from tests.integration.test_delivery import aiohttp_client
-database_url, webhook_url, first_id, last_id, send_at, local_time, start_at = sys.argv[1:]
-batch = ReleaseBatch(datetime.fromisoformat(send_at) if send_at != "sweep" else None, int(first_id), int(last_id), 0)
-settings = Settings(send_local_time=datetime.strptime(local_time, "%H:%M:%S").time())
-conn = psycopg2.connect(database_url)
-time.sleep(max(0.0, float(start_at) - time.time()))  # every sender claims at the same moment
-summary = deliver_batch(conn, batch, aiohttp_client(webhook_url), settings, None)
-print(summary.claimed)
-"""
 
 
 def test_the_hourly_send_and_the_sweep_on_the_same_rows_post_each_once(db, webhook, app_database_url) -> None:
@@ -314,10 +298,11 @@ def test_the_hourly_send_and_the_sweep_on_the_same_rows_post_each_once(db, webho
     db.commit()
     start_at = str(time.time() + 8)
 
+    settings = json.dumps({"send_local_time": instant.strftime("%H:%M:%S")})
     senders = [
         subprocess.Popen(
-            [sys.executable, "-c", CONCURRENT_SENDER, app_database_url, webhook.url, str(first_id), str(last_id),
-             mode, instant.strftime("%H:%M:%S"), start_at],
+            [sys.executable, "-m", "tests.concurrent_sender", app_database_url, webhook.url, str(first_id),
+             str(last_id), mode, start_at, settings],
             stdout=subprocess.PIPE, text=True,
         )
         for mode in (instant.isoformat(), "sweep", instant.isoformat())

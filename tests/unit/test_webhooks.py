@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from include.birthdays.webhooks import is_retryable, is_success, request_body, request_headers, sign, verify
+from include.birthdays.webhooks import (
+    is_retryable,
+    is_success,
+    request_body,
+    request_headers,
+    retry_after_delay,
+    sign,
+    verify,
+)
 
 # The published test vector of the Standard Webhooks specification.
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -62,3 +70,24 @@ def test_headers_are_signed_only_with_a_secret() -> None:
 def test_which_answers_succeed_and_which_are_retried(status: int, success: bool, retryable: bool) -> None:
     assert is_success(status) == success
     assert (not is_success(status) and is_retryable(status)) == retryable
+
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "delay"),
+    [
+        (None, None),
+        ("7", timedelta(seconds=7)),
+        (" 120 ", timedelta(seconds=120)),
+        ("0", timedelta(0)),
+        ("Sat, 28 Nov 2026 12:00:30 GMT", timedelta(seconds=30)),
+        ("Sat, 28 Nov 2026 11:59:00 GMT", timedelta(0)),  # a date in the past: no wait
+        ("soon", None),
+        ("-5", None),
+        ("", None),
+    ],
+)
+def test_retry_after_accepts_seconds_and_http_dates(header: str | None, delay: timedelta | None) -> None:
+    assert retry_after_delay(header, NOW) == delay

@@ -44,6 +44,7 @@ checked AS (
                     SELECT z.name
                     FROM unnest(%(folded_zones)s::text[], %(known_zones)s::text[]) AS z (folded, name)
                     WHERE z.folded = lower(btrim(c.timezone, E' \t\r\n'))
+                        AND octet_length(c.timezone) = length(c.timezone)  -- ASCII only
                 ) || '"?', '')
             WHEN btrim(c.first_name, E' \t\r\n') = '' AND btrim(c.last_name, E' \t\r\n') = ''
                 THEN 'user has no name'

@@ -1,0 +1,37 @@
+"""One send task in its own process, for tests of senders racing on the same rows or the same endpoint.
+
+    python -m tests.concurrent_sender DATABASE_URL WEBHOOK_URL FIRST_ID LAST_ID SEND_AT|sweep START_AT SETTINGS_JSON
+
+Every sender sleeps until START_AT (a Unix time) so they claim at the same moment; SETTINGS_JSON holds
+``Settings`` fields as Variable strings (``{"send_local_time": "09:00:00"}``). Prints the rows it claimed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+
+import psycopg2
+
+from include.birthdays.delivery import deliver_batch
+from include.birthdays.planning import ReleaseBatch
+from include.birthdays.settings import Settings, variable_name
+from tests.integration.test_delivery import aiohttp_client
+
+
+def main(database_url: str, webhook_url: str, first_id: str, last_id: str, send_at: str, start_at: str,
+         settings_json: str) -> None:
+    batch = ReleaseBatch(None if send_at == "sweep" else datetime.fromisoformat(send_at), int(first_id),
+                         int(last_id), 0)
+    overrides = {variable_name(name): value for name, value in json.loads(settings_json).items()}
+    settings = Settings.from_variables(overrides.get)
+    conn = psycopg2.connect(database_url)
+    time.sleep(max(0.0, float(start_at) - time.time()))
+    summary = deliver_batch(conn, batch, aiohttp_client(webhook_url), settings, None, endpoint=webhook_url)
+    print(summary.claimed)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
