@@ -14,11 +14,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, closing
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import psycopg2
 
 from include.birthdays.planning import INVALID, OCCASION, SCHEDULED, ReleaseBatch, User, plan_occasion
 from include.birthdays.settings import Settings
@@ -105,12 +106,14 @@ def deliver_batch(
     grace: timedelta = timedelta(0),
     clock: Clock = utc_now,
     endpoint: str = "",
+    reconnect: Callable[[], Any] | None = None,
 ) -> DeliverySummary:
     """Deliver the due rows of ``batch`` (waiting for its instant first, if it has one).
 
     A scheduled row is claimed only once its instant is ``grace`` old: the sweep leaves healthy hourly
     releases a head start. With ``birthday_max_requests_per_second`` set, requests to ``endpoint`` are paced
-    across every task sending to it.
+    across every task sending to it. If the database goes away while the requests are out, the outcome is
+    recorded through ``reconnect`` once it is back: the claim token still guards the rows.
     """
     if batch.send_at is not None:
         _sleep_until(batch.send_at, clock)
@@ -131,9 +134,7 @@ def deliver_batch(
     attempts = asyncio.run(_send_all(to_send, open_client, settings, secret, clock, pacer)) if to_send else []
 
     if attempts:
-        with conn.cursor() as cursor:
-            cursor.execute(load_sql("deliver/record_attempts"), _record_parameters(attempts, claim_token))
-        conn.commit()
+        _record_attempts(conn, _record_parameters(attempts, claim_token), reconnect)
     failed = [attempt for attempt in attempts if attempt.error is not None]
     return DeliverySummary(
         claimed=len(claimed),
@@ -143,6 +144,42 @@ def deliver_batch(
         retryable_failures=[(attempt.row.id, attempt.error or "") for attempt in failed if attempt.retryable],
         permanent_failures=[(attempt.row.id, attempt.error or "") for attempt in failed if not attempt.retryable],
     )
+
+
+# How long a batch waits for the database to come back before it gives up recording what it sent; the
+# lease (and the sweep) take over after that, re-sending under the same webhook-ids.
+RECORD_RETRY_SECONDS = 60
+
+
+def _record_attempts(conn: Any, parameters: dict, reconnect: Callable[[], Any] | None) -> None:
+    try:
+        _execute_and_commit(conn, load_sql("deliver/record_attempts"), parameters)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError):
+        if reconnect is None:
+            raise
+        log.warning("Lost the database while recording %d attempts; reconnecting", len(parameters["ids"]))
+        _record_after_reconnecting(reconnect, parameters)
+
+
+def _record_after_reconnecting(reconnect: Callable[[], Any], parameters: dict) -> None:
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    while True:
+        time.sleep(1)
+        try:
+            with closing(reconnect()) as fresh:
+                _execute_and_commit(fresh, load_sql("deliver/record_attempts"), parameters)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            if time.monotonic() > deadline:
+                raise
+            continue
+        log.info("Recorded %d attempts after reconnecting to the database", len(parameters["ids"]))
+        return
+
+
+def _execute_and_commit(conn: Any, statement: str, parameters: dict) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(statement, parameters)
+    conn.commit()
 
 
 def _sleep_until(instant: datetime, clock: Clock) -> None:

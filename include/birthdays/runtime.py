@@ -87,7 +87,7 @@ def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str
     with closing(open_database(db_conn_id)) as conn:
         summary = deliver_batch(
             conn, batch, lambda: _webhook_client(webhook_conn_id, settings), settings, secret, grace,
-            endpoint=endpoint,
+            endpoint=endpoint, reconnect=lambda: open_database(db_conn_id),
         )
     _log_summary(batch, summary)
     if summary.retryable_failures:

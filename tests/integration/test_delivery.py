@@ -314,3 +314,45 @@ def test_the_hourly_send_and_the_sweep_on_the_same_rows_post_each_once(db, webho
     assert sum(claimed) == 2000
     assert sorted(claimed)[-2] > 0, f"the senders did not overlap: {claimed}"
     assert {status for _, status, _ in rows(db)} == {"sent"}
+
+
+def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, webhook, app_database_url) -> None:
+    import threading
+
+    import psycopg2
+
+    from include.birthdays.delivery import deliver_batch
+    from include.birthdays.planning import ReleaseBatch
+    from include.birthdays.settings import Settings
+
+    instant = (now() - timedelta(seconds=1)).replace(microsecond=0)
+    add_users(db, [(user_id, "F", "L", instant.date().replace(year=1990), "UTC") for user_id in range(1, 51)])
+    with db.cursor() as cursor:
+        cursor.execute("INSERT INTO notifications (user_id, occasion_date, send_at) SELECT id, %s, %s FROM users",
+                       (instant.date(), instant))
+        cursor.execute("SELECT min(id), max(id) FROM notifications")
+        first_id, last_id = cursor.fetchone()
+    db.commit()
+    sender = psycopg2.connect(app_database_url)
+    with sender.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (sender_pid,) = cursor.fetchone()
+    sender.commit()
+    webhook.delay_seconds = 2  # the requests are out when the connection dies
+
+    def kill_sender_connection() -> None:
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (sender_pid,))
+        db.commit()
+
+    threading.Timer(1.0, kill_sender_connection).start()
+    summary = deliver_batch(sender, ReleaseBatch(instant, first_id, last_id, 50), aiohttp_client(webhook.url),
+                            Settings(send_local_time=instant.time()), None,
+                            reconnect=lambda: psycopg2.connect(app_database_url))
+
+    assert (summary.claimed, summary.sent) == (50, 50)
+    assert {(status, attempts) for _, status, attempts in rows(db)} == {("sent", 1)}
+    assert len(webhook.requests) == 50
+    with db.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM notification_attempts")
+        assert cursor.fetchone() == (50,)
