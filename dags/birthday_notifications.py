@@ -55,7 +55,7 @@ def birthday_notifications() -> None:
         from include.birthdays import runtime
 
         context = get_current_context()
-        return runtime.plan_hourly(db_conn_id, context["logical_date"] or context["dag_run"].run_after)
+        return runtime.plan_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
 
     @task
     def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,

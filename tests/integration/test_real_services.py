@@ -11,17 +11,30 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import psycopg2
 import pytest
 
-from tests.conftest import fresh_database
+from tests.conftest import WEBHOOK_SECRET, fresh_database
 from tests.real_services import airflow_services, redis_url
 from tools.local_postgres import database_url, sqlalchemy_url
 
 HOURLY_USERS = range(1, 9)  # four batches of two, due ahead
 OVERDUE_USERS = range(101, 103)  # at UTC+1: the same local time came an hour ago
+NAME = ("Gwendolyn", "Featherstonehaugh")  # distinctive, so the log check below cannot miss them
+
+
+def assert_logs_hold_no_personal_data_or_secrets(log_dir: Path, born: date) -> None:
+    """Every task and service log of the run: no name, birthday, message text or webhook secret."""
+    logs = {path: path.read_text(encoding="utf-8", errors="replace") for path in log_dir.rglob("*.log")}
+    task_logs = [text for path, text in logs.items() if "task_id=" in str(path)]
+    assert sum("Batch ids" in text for text in task_logs) >= 4, "the send tasks' logs were not found"
+    secret_key = WEBHOOK_SECRET.removeprefix("whsec_")
+    for forbidden in (*NAME, born.isoformat(), "it's your birthday", secret_key):
+        leaks = [str(path) for path, text in logs.items() if forbidden in text]
+        assert not leaks, f"{forbidden!r} appears in {leaks}"
 
 
 def trigger(environment: dict[str, str], *arguments: str, timeout: float = 120) -> None:
@@ -45,9 +58,9 @@ def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook,
     born = instant.date().replace(year=1990)
     with db.cursor() as cursor:
         cursor.executemany(
-            "INSERT INTO users (id, first_name, last_name, birthday, timezone) VALUES (%s, 'F', 'L', %s, %s)",
-            [(user_id, born, "UTC") for user_id in HOURLY_USERS]
-            + [(user_id, born, "Etc/GMT-1") for user_id in OVERDUE_USERS],
+            "INSERT INTO users (id, first_name, last_name, birthday, timezone) VALUES (%s, %s, %s, %s, %s)",
+            [(user_id, *NAME, born, "UTC") for user_id in HOURLY_USERS]
+            + [(user_id, *NAME, born, "Etc/GMT-1") for user_id in OVERDUE_USERS],
         )
     db.commit()
 
@@ -74,7 +87,9 @@ def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook,
 
     with airflow_services(environment, tmp_path, celery_workers=2 if celery else 0):
         trigger(environment, "birthday_sweep")
-        hourly_logical_date = instant.replace(minute=0, second=0) - timedelta(hours=1)
+        # Any moment of the hour before the instant anchors the run that owns it; off the whole hour, so the
+        # scheduler's own run for that hour (created when the services start) does not clash with it.
+        hourly_logical_date = instant - timedelta(hours=1, microseconds=-1)
         trigger(environment, "birthday_notifications", "--logical-date", hourly_logical_date.isoformat())
         expected = len(HOURLY_USERS) + len(OVERDUE_USERS)
         deadline = instant.timestamp() + 120
@@ -94,6 +109,12 @@ def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook,
     with db.cursor() as cursor:
         cursor.execute("SELECT status, count(*) FROM notifications GROUP BY status")
         assert dict(cursor.fetchall()) == {"sent": expected}
+    assert_logs_hold_no_personal_data_or_secrets(tmp_path, born)
+    with psycopg2.connect(metadata_url) as metadata, metadata.cursor() as cursor:
+        # The hand-triggered sweep (no logical date) and the hourly run did their work on the first try.
+        cursor.execute("SELECT dag_id, task_id, state, try_number FROM task_instance"
+                       " WHERE try_number > 1 OR state IN ('failed', 'up_for_retry')")
+        assert cursor.fetchall() == []
     if celery:
         with psycopg2.connect(metadata_url) as metadata, metadata.cursor() as cursor:
             cursor.execute("SELECT hostname, count(*) FROM task_instance"
