@@ -56,12 +56,22 @@ def test_receiver_verifies_signatures_and_prints_each_message_once() -> None:
         assert post(url, body, signed) == 200
         assert post(url, body, signed) == 200  # a re-delivery of the same webhook-id
         assert post(url, body, {**signed, "webhook-signature": "v1,AAAA"}) == 401
-        assert post(url, body, request_headers("wh-2", int(time.time()) - 600, body, SECRET)) == 401
+        assert post(url, body, request_headers("wh-2", int(time.time()) - 301, body, SECRET)) == 401
+        assert post(url, body, request_headers("wh-3", int(time.time()) + 301, body, SECRET)) == 401
+        assert post(url, body, request_headers("wh-4", int(time.time()) - 280, body, SECRET)) == 200
+        # The Standard Webhooks spec's own vector: a valid signature, but its timestamp is years old.
+        spec_body = b'{"test": 2432232314}'
+        spec_headers = {"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp": "1614265330",
+                        "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
+        assert post(url, spec_body, spec_headers) == 401
     finally:
         receiver.terminate()
         output = receiver.communicate(timeout=10)[0]
 
-    assert output.count("Hey, Ada Lovelace it's your birthday") == 1
+    assert output.count("wh-1: Hey, Ada Lovelace it's your birthday") == 1
+    assert output.count("wh-4: Hey, Ada Lovelace it's your birthday") == 1
     assert "duplicate wh-1 ignored" in output
     assert "rejected wh-1: bad webhook-signature" in output
     assert "rejected wh-2: stale or missing webhook-timestamp" in output
+    assert "rejected wh-3: stale or missing webhook-timestamp" in output
+    assert "rejected msg_p5jXN8AQM9LWM0D4loKWxJek: stale or missing webhook-timestamp" in output
