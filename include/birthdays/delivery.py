@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import psycopg
 import psycopg2
 
 from include.birthdays.planning import INVALID, OCCASION, SCHEDULED, ReleaseBatch, User, plan_occasion
@@ -149,12 +150,15 @@ def deliver_batch(
 # How long a batch waits for the database to come back before it gives up recording what it sent; the
 # lease (and the sweep) take over after that, re-sending under the same webhook-ids.
 RECORD_RETRY_SECONDS = 60
+# PostgresHook hands out psycopg (3) connections; psycopg2 ones work too. Either may lose its server.
+CONNECTION_LOST = (psycopg.OperationalError, psycopg.InterfaceError, psycopg2.OperationalError,
+                   psycopg2.InterfaceError)
 
 
 def _record_attempts(conn: Any, parameters: dict, reconnect: Callable[[], Any] | None) -> None:
     try:
         _execute_and_commit(conn, load_sql("deliver/record_attempts"), parameters)
-    except (psycopg2.OperationalError, psycopg2.InterfaceError):
+    except CONNECTION_LOST:
         if reconnect is None:
             raise
         log.warning("Lost the database while recording %d attempts; reconnecting", len(parameters["ids"]))
@@ -168,7 +172,7 @@ def _record_after_reconnecting(reconnect: Callable[[], Any], parameters: dict) -
         try:
             with closing(reconnect()) as fresh:
                 _execute_and_commit(fresh, load_sql("deliver/record_attempts"), parameters)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+        except CONNECTION_LOST:
             if time.monotonic() > deadline:
                 raise
             continue

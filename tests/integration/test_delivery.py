@@ -316,11 +316,14 @@ def test_the_hourly_send_and_the_sweep_on_the_same_rows_post_each_once(db, webho
     assert {status for _, status, _ in rows(db)} == {"sent"}
 
 
-def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, webhook, app_database_url) -> None:
+# Tests connect with psycopg2; the tasks get psycopg (3) connections from PostgresHook. Both must recover.
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, webhook, app_database_url,
+                                                                            driver: str) -> None:
+    import importlib
     import threading
 
-    import psycopg2
-
+    connect = importlib.import_module(driver).connect
     from include.birthdays.delivery import deliver_batch
     from include.birthdays.planning import ReleaseBatch
     from include.birthdays.settings import Settings
@@ -333,7 +336,7 @@ def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, 
         cursor.execute("SELECT min(id), max(id) FROM notifications")
         first_id, last_id = cursor.fetchone()
     db.commit()
-    sender = psycopg2.connect(app_database_url)
+    sender = connect(app_database_url)
     with sender.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (sender_pid,) = cursor.fetchone()
@@ -348,7 +351,7 @@ def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, 
     threading.Timer(1.0, kill_sender_connection).start()
     summary = deliver_batch(sender, ReleaseBatch(instant, first_id, last_id, 50), aiohttp_client(webhook.url),
                             Settings(send_local_time=instant.time()), None,
-                            reconnect=lambda: psycopg2.connect(app_database_url))
+                            reconnect=lambda: connect(app_database_url))
 
     assert (summary.claimed, summary.sent) == (50, 50)
     assert {(status, attempts) for _, status, attempts in rows(db)} == {("sent", 1)}
