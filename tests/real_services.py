@@ -49,9 +49,65 @@ def redis_url() -> str:
     return url
 
 
+class AirflowServices:
+    """The running services by name ("scheduler", "triggerer", ...): signal one, or stop and start it again."""
+
+    def __init__(self, api_url: str, commands: dict[str, list[str]], environment: dict[str, str],
+                 log_dir: Path) -> None:
+        self.api_url = api_url
+        self._commands = commands
+        self._environment = environment
+        self.log_dir = log_dir
+        self._processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str) -> None:
+        """Start ``name``; its output is appended to ``<log_dir>/<name>.log``."""
+        environment = {**self._environment, WORKER_NAME_ENV: name} if name.startswith("worker") else self._environment
+        with (self.log_dir / f"{name}.log").open("ab") as log_file:
+            self._processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *self._commands[name]],
+                env=environment, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def pid(self, name: str) -> int:
+        return self._processes[name].pid
+
+    def signal(self, name: str, sent: int, *, whole_group: bool = True) -> None:
+        """Send ``sent`` to ``name``, with its children (its process group) unless ``whole_group`` is false."""
+        process = self._processes[name]
+        try:
+            if whole_group:
+                os.killpg(process.pid, sent)
+            else:
+                process.send_signal(sent)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, name: str, timeout: float) -> int:
+        """Wait until ``name`` exits; its exit code."""
+        return self._processes[name].wait(timeout)
+
+    def stop_all(self, grace_seconds: float = 30) -> None:
+        processes = list(self._processes.values())
+        for process in processes:
+            _signal_group(process, signal.SIGCONT)
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+    def wait_until_healthy(self, timeout: int = 180) -> None:
+        _wait_until_healthy(self.api_url, list(self._processes.values()), self.log_dir, timeout)
+
+
 @contextmanager
-def airflow_services(environment: dict[str, str], log_dir: Path, celery_workers: int = 0) -> Iterator[str]:
-    """Run the Airflow services with ``environment``; yield the API server's URL."""
+def airflow_services(environment: dict[str, str], log_dir: Path, celery_workers: int = 0) -> Iterator[AirflowServices]:
+    """Run the Airflow services with ``environment``; yield them once the API server reports them healthy."""
     port = free_port()
     api_url = f"http://127.0.0.1:{port}"
     environment = {
@@ -76,30 +132,14 @@ def airflow_services(environment: dict[str, str], log_dir: Path, celery_workers:
         **{f"worker-{n}": ["celery", "worker", "--celery-hostname", f"worker-{n}@%h", "--concurrency", "4"]
            for n in range(1, celery_workers + 1)},
     }
-    processes: list[subprocess.Popen] = []
+    services = AirflowServices(api_url, commands, environment, log_dir)
     try:
-        for name, command in commands.items():
-            log_file = (log_dir / f"{name}.log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "airflow", *command],
-                    env={**environment, WORKER_NAME_ENV: name} if name.startswith("worker") else environment,
-                    stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                )
-            )
-        _wait_until_healthy(api_url, processes, log_dir)
-        yield api_url
+        for name in commands:
+            services.start(name)
+        services.wait_until_healthy()
+        yield services
     finally:
-        for process in processes:
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
+        services.stop_all()
 
 
 def _signal_group(process: subprocess.Popen, stop_signal: int) -> None:
