@@ -247,7 +247,7 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
     record("triggerer SIGKILL while sensors deferred", ledger, cohort)
 
     # 2. The triggerer is frozen (SIGSTOP) for twice its health-check threshold across the release moment.
-    cohort = pipeline.release_cohort(10_001, zone_offset_hours=-1, lead_seconds=45)
+    cohort = pipeline.release_cohort(10_001, zone_offset_hours=-1, lead_seconds=50)
     frozen_for = 2 * TRIGGERER_HEALTH_CHECK_SECONDS
     sleep_until(cohort.instant - timedelta(seconds=RELEASE_LEAD_SECONDS + 5))
     pipeline.services.signal("triggerer", signal.SIGSTOP)
@@ -258,7 +258,7 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
     record(f"triggerer SIGSTOP for {frozen_for} s across the release", ledger, cohort)
 
     # 3. The scheduler restarts (SIGTERM, then a new one) just before the sensors let go.
-    cohort = pipeline.release_cohort(20_001, zone_offset_hours=-2, lead_seconds=45)
+    cohort = pipeline.release_cohort(20_001, zone_offset_hours=-2, lead_seconds=50)
     sleep_until(cohort.instant - timedelta(seconds=RELEASE_LEAD_SECONDS + 3))
     pipeline.services.signal("scheduler", signal.SIGTERM, whole_group=False)
     pipeline.services.wait("scheduler", timeout=60)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -76,13 +77,11 @@ def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook,
         "AIRFLOW_VAR_BIRTHDAY_BATCH_SIZE": "2",
     }
     if celery:
-        broker = redis_url()
-        import redis
-
-        redis.Redis.from_url(broker).flushdb()
         environment |= {
-            "AIRFLOW__CELERY__BROKER_URL": broker,
+            "AIRFLOW__CELERY__BROKER_URL": redis_url(),
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
+            # A queue of this run's own: another test run on the same Redis neither takes nor drops its tasks.
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"birthday_e2e_{uuid.uuid4().hex}",
         }
 
     with airflow_services(environment, tmp_path, celery_workers=2 if celery else 0):
