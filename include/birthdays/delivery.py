@@ -133,6 +133,25 @@ def deliver_batch(
         claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()])
         cursor.execute(claim, _claim_parameters(batch, claim_token, settings, clock(), grace))
         claimed = [ClaimedRow.from_claim(row) for row in cursor.fetchall()]
+    return deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, reconnect)
+
+
+def deliver_claimed(
+    conn: Any,
+    claimed: list[ClaimedRow],
+    claim_token: uuid.UUID,
+    open_client: OpenClient,
+    settings: Settings,
+    secret: str | None,
+    clock: Clock = utc_now,
+    endpoint: str = "",
+    reconnect: Callable[[], Any] | None = None,
+) -> DeliverySummary:
+    """Re-check, send and record rows already claimed under ``claim_token`` (in the open transaction).
+
+    The second half of ``deliver_batch``, shared with the resend DAG, which claims its rows its own way.
+    """
+    with conn.cursor() as cursor:
         to_send, to_release = _recheck(claimed, settings)
         if to_release:
             cursor.execute(load_sql("deliver/release_claims"), _release_parameters(to_release, claim_token))
