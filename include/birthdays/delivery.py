@@ -59,6 +59,17 @@ def utc_now() -> datetime:
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskRef:
+    """The Airflow task instance sending: recorded with each attempt so its log can be found."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+
+@dataclasses.dataclass(frozen=True)
 class ClaimedRow:
     id: int
     user_id: int
@@ -118,6 +129,7 @@ def deliver_batch(
     clock: Clock = utc_now,
     endpoint: str = "",
     reconnect: Callable[[], Any] | None = None,
+    task: TaskRef | None = None,
 ) -> DeliverySummary:
     """Deliver the due rows of ``batch`` (waiting for its instant first, if it has one).
 
@@ -133,7 +145,8 @@ def deliver_batch(
         claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()])
         cursor.execute(claim, _claim_parameters(batch, claim_token, settings, clock(), grace))
         claimed = [ClaimedRow.from_claim(row) for row in cursor.fetchall()]
-    return deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, reconnect)
+    return deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, reconnect,
+                           task)
 
 
 def deliver_claimed(
@@ -146,6 +159,7 @@ def deliver_claimed(
     clock: Clock = utc_now,
     endpoint: str = "",
     reconnect: Callable[[], Any] | None = None,
+    task: TaskRef | None = None,
 ) -> DeliverySummary:
     """Re-check, send and record rows already claimed under ``claim_token`` (in the open transaction).
 
@@ -165,7 +179,7 @@ def deliver_claimed(
     attempts = asyncio.run(_send_all(to_send, open_client, settings, secret, clock, pacer)) if to_send else []
 
     if attempts:
-        _record_attempts(conn, _record_parameters(attempts, claim_token), reconnect)
+        _record_attempts(conn, _record_parameters(attempts, claim_token, task), reconnect)
     failed = [attempt for attempt in attempts if attempt.error is not None]
     return DeliverySummary(
         claimed=len(claimed),
@@ -379,8 +393,10 @@ def _retry_at(reply: Reply, finished_at: datetime, settings: Settings) -> dateti
     return finished_at + max(timedelta(seconds=settings.retry_after_floor_seconds), asked_for or timedelta(0))
 
 
-def _record_parameters(attempts: list[Attempt], claim_token: uuid.UUID) -> dict:
+def _record_parameters(attempts: list[Attempt], claim_token: uuid.UUID, task: TaskRef | None = None) -> dict:
     return {
+        **(dataclasses.asdict(task) if task else dict.fromkeys(("dag_id", "run_id", "task_id", "map_index",
+                                                                 "try_number"))),
         "ids": [attempt.row.id for attempt in attempts],
         "attempt_numbers": [attempt.row.attempts + 1 for attempt in attempts],
         "started_ats": [attempt.started_at for attempt in attempts],

@@ -21,6 +21,7 @@ from include.birthdays.delivery import (
     Clock,
     DeliverySummary,
     OpenClient,
+    TaskRef,
     deliver_claimed,
     utc_now,
 )
@@ -130,6 +131,7 @@ def resend(
     requested_at: datetime,
     clock: Clock = utc_now,
     endpoint: str = "",
+    task: TaskRef | None = None,
 ) -> ResendResult:
     """Judge each requested notification, log the decision, and unless a dry run send those to be sent."""
     now = clock()
@@ -167,5 +169,5 @@ def resend(
                     sorted(set(to_send) - {row.id for row in claimed}))
     for row in claimed:
         log.info("Sending notification %d with webhook-id %s", row.id, row.webhook_id)
-    summary = deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint)
+    summary = deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, task=task)
     return ResendResult(decisions, summary)

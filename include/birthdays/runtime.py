@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, closing
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from include.birthdays.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, deliver_batch
+from include.birthdays.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, TaskRef, deliver_batch
 from include.birthdays.occasions import OCCASIONS, occasion_named
 from include.birthdays.planning import ReleaseBatch, Window, hourly_window, plan_window
 from include.birthdays.settings import Settings
@@ -25,6 +25,18 @@ def read_settings() -> Settings:
     from airflow.sdk import Variable
 
     return Settings.from_variables(lambda name: Variable.get(name, default=None))
+
+
+def current_task() -> TaskRef | None:
+    """The running task instance, recorded with each HTTP attempt; None outside a task."""
+    from airflow.sdk import get_current_context
+
+    try:
+        ti = get_current_context()["ti"]
+    except (RuntimeError, KeyError):
+        return None
+    return TaskRef(ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1,
+                   ti.try_number)
 
 
 def open_database(conn_id: str) -> Any:
@@ -84,7 +96,7 @@ def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str
     with closing(open_database(db_conn_id)) as conn:
         summary = deliver_batch(
             conn, batch, lambda: _webhook_client(webhook_conn_id, settings), settings, secret, grace,
-            endpoint=endpoint, reconnect=lambda: open_database(db_conn_id),
+            endpoint=endpoint, reconnect=lambda: open_database(db_conn_id), task=current_task(),
         )
     _log_summary(batch, summary)
     _raise_on_failures(summary)
@@ -153,7 +165,7 @@ def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webh
     secret, endpoint = (None, "") if request.dry_run else _webhook_secret_and_endpoint(webhook_conn_id)
     with closing(open_database(db_conn_id)) as conn:
         result = resend_notifications(conn, request, lambda: _webhook_client(webhook_conn_id, settings), settings,
-                                      secret, requested_at, endpoint=endpoint)
+                                      secret, requested_at, endpoint=endpoint, task=current_task())
     counts = result.counts()
     delivery = result.delivery
     outcome = {**counts, "sent": delivery.sent if delivery else 0, "failed": delivery.failed if delivery else 0}
