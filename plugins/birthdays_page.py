@@ -89,6 +89,5 @@ class BirthdaysPagePlugin(AirflowPlugin):
     name = "birthdays_page"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Birthdays"}]
     external_views = [
-        {"name": "Birthdays", "href": f"{URL_PREFIX}/", "url_route": "birthdays", "destination": "nav",
-         "category": "browse"},
+        {"name": "Birthdays", "href": f"{URL_PREFIX}/", "url_route": "birthdays", "destination": "nav"},
     ]
