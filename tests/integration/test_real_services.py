@@ -77,12 +77,12 @@ def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook,
     }
     if celery:
         broker = redis_url()
+        import redis
+
+        redis.Redis.from_url(broker).flushdb()
         environment |= {
             "AIRFLOW__CELERY__BROKER_URL": broker,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
-            # A queue of this run's own: other checkouts on the machine may run this test on the same Redis
-            # at the same time, and their workers must neither take our tasks nor have theirs flushed.
-            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"birthday-e2e-{os.getpid()}-{time.time_ns()}",
         }
 
     with airflow_services(environment, tmp_path, celery_workers=2 if celery else 0):
