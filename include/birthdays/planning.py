@@ -20,6 +20,9 @@ from include.birthdays.settings import Settings
 from include.birthdays.sql import compose, load_sql
 from include.birthdays.timezones import load_zone, zone_names
 
+# The birthday occasion's name, for callers that plan or send birthdays only (benchmarks); the registry
+# in ``occasions`` holds every occasion.
+OCCASION = BIRTHDAY.name
 SCHEDULED = "scheduled"
 INVALID = "invalid"
 
