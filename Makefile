@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate clean
+.PHONY: run test migrate clean chromium
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev run $(if $(filter 0,$(DEMO)),--no-demo)
 
-test: $(VENV)/.test
+test: $(VENV)/.test chromium
 	$(BIN)/python -m pytest
+
+# The Birthdays page test renders the page in Debian's headless chromium; install it where it is missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the Birthdays page test"; \
+		$(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }; }
 
 migrate: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev migrate

@@ -19,6 +19,11 @@ waits in-process for the exact instant, claims the batch's rows and POSTs them t
 `birthday_webhook` (at most `birthday_max_in_flight` at once). Rows that fail retryably make the task fail
 after recording them; Airflow retries it 5 s later (3 retries) and a retry sends only what is not sent.
 
+Every occasion of the registry (`include/birthdays/occasions.py`: birthdays and work anniversaries) is
+planned and released by the same tasks; a user with both on one day gets two messages with two webhook-ids.
+Task `summarize` runs last, whatever happened before it, and logs one line per occasion: how many
+notifications the window holds in each status. It is a teardown, so it never turns a failed run green.
+
 Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_time` (`09:00`),
 `birthday_feb29_rule` (`feb28` or `mar1`), `birthday_default_timezone` (`UTC`), `birthday_batch_size`
 (`500`), `birthday_max_lateness_hours` (`48`).
@@ -30,7 +35,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import dag, get_current_context, task, task_group
+from airflow.sdk import dag, get_current_context, task, task_group, teardown
 from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
@@ -69,7 +74,14 @@ def birthday_notifications() -> None:
         wait = DateTimeSensorAsync(task_id="wait_for_release", target_time=release_at, end_from_trigger=True)
         wait >> send_batch(batch)
 
-    release.expand_kwargs(plan())
+    @teardown
+    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+        from include.birthdays import runtime
+
+        context = get_current_context()
+        return runtime.summarize_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+
+    release.expand_kwargs(plan()) >> summarize()
 
 
 birthday_notifications()

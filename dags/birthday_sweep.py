@@ -13,7 +13,9 @@ The safety net that makes recovery independent of the hourly runs. Each run, as 
    hourly release; `sending` rows whose lease (`birthday_lease_seconds`, 600) expired; and retryable
    `failed` rows below `birthday_max_attempts` (10, counted over every try of every task).
 
-Nothing is ever sent before its instant. Trigger it by hand to re-drive at once.
+Every occasion of the registry (birthdays, work anniversaries) goes through the same steps. Nothing is
+ever sent before its instant. Trigger it by hand (no parameters) to re-drive at once; task `summarize`
+ends each run with one line per occasion: the late window's notifications in each status.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task, teardown
 from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
@@ -53,7 +55,14 @@ def birthday_sweep() -> None:
 
         return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True)
 
-    send_batch.expand(batch=find_due())
+    @teardown
+    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+        from include.birthdays import runtime
+
+        context = get_current_context()
+        return runtime.summarize_sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+
+    send_batch.expand(batch=find_due()) >> summarize()
 
 
 birthday_sweep()

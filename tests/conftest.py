@@ -70,12 +70,12 @@ def fresh_database(server: str, name: str) -> str:
 
 
 def insert_users(db: Any, users: Any) -> None:
-    """Insert ``include.birthdays.planning.User`` rows."""
+    """Insert ``include.birthdays.planning.User`` rows, with the dates of every occasion."""
     with db.cursor() as cursor:
         cursor.executemany(
-            "INSERT INTO users (id, first_name, last_name, birthday, timezone)"
-            " VALUES (%(id)s, %(first_name)s, %(last_name)s, %(birthday)s, %(timezone)s)",
-            [dataclasses.asdict(user) for user in users],
+            "INSERT INTO users (id, first_name, last_name, birthday, timezone, hired_on)"
+            " VALUES (%(id)s, %(first_name)s, %(last_name)s, %(birthday)s, %(timezone)s, %(hired_on)s)",
+            [{**dataclasses.asdict(user), "hired_on": user.other_dates.get("hired_on")} for user in users],
         )
     db.commit()
 

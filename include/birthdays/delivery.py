@@ -22,9 +22,10 @@ import aiohttp
 import psycopg
 import psycopg2
 
-from include.birthdays.planning import INVALID, OCCASION, SCHEDULED, ReleaseBatch, User, plan_occasion
+from include.birthdays.occasions import date_columns, occasion_named, occasion_names, source_dates
+from include.birthdays.planning import INVALID, SCHEDULED, ReleaseBatch, User, plan_occasion
 from include.birthdays.settings import Settings
-from include.birthdays.sql import load_sql
+from include.birthdays.sql import compose, load_sql
 from include.birthdays.webhooks import (
     is_retryable,
     is_success,
@@ -59,17 +60,38 @@ def utc_now() -> datetime:
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskRef:
+    """The Airflow task instance sending: recorded with each attempt so its log can be found."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+
+@dataclasses.dataclass(frozen=True)
 class ClaimedRow:
     id: int
     user_id: int
+    occasion: str
     occasion_date: date
     send_at: datetime
     webhook_id: uuid.UUID
     attempts: int
     first_name: str
     last_name: str
-    birthday: date
     timezone: str | None
+    dates: dict[str, date | None]  # every occasion's date of the user, by users column
+
+    @classmethod
+    def from_claim(cls, row: tuple) -> ClaimedRow:
+        """A row of deliver/claim.sql: the fixed columns, then ``occasions.date_columns()``."""
+        return cls(*row[:10], dates=source_dates(row[10:]))
+
+    def user(self) -> User:
+        return User(self.user_id, self.dates["birthday"], self.timezone, self.first_name, self.last_name,
+                    other_dates=self.dates)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +130,7 @@ def deliver_batch(
     clock: Clock = utc_now,
     endpoint: str = "",
     reconnect: Callable[[], Any] | None = None,
+    task: TaskRef | None = None,
 ) -> DeliverySummary:
     """Deliver the due rows of ``batch`` (waiting for its instant first, if it has one).
 
@@ -120,8 +143,30 @@ def deliver_batch(
         _sleep_until(batch.send_at, clock)
     claim_token = uuid.uuid4()
     with conn.cursor() as cursor:
-        cursor.execute(load_sql("deliver/claim"), _claim_parameters(batch, claim_token, settings, clock(), grace))
-        claimed = [ClaimedRow(*row) for row in cursor.fetchall()]
+        claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()])
+        cursor.execute(claim, _claim_parameters(batch, claim_token, settings, clock(), grace))
+        claimed = [ClaimedRow.from_claim(row) for row in cursor.fetchall()]
+    return deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, reconnect,
+                           task)
+
+
+def deliver_claimed(
+    conn: Any,
+    claimed: list[ClaimedRow],
+    claim_token: uuid.UUID,
+    open_client: OpenClient,
+    settings: Settings,
+    secret: str | None,
+    clock: Clock = utc_now,
+    endpoint: str = "",
+    reconnect: Callable[[], Any] | None = None,
+    task: TaskRef | None = None,
+) -> DeliverySummary:
+    """Re-check, send and record rows already claimed under ``claim_token`` (in the open transaction).
+
+    The second half of ``deliver_batch``, shared with the resend DAG, which claims its rows its own way.
+    """
+    with conn.cursor() as cursor:
         to_send, to_release = _recheck(claimed, settings)
         if to_release:
             cursor.execute(load_sql("deliver/release_claims"), _release_parameters(to_release, claim_token))
@@ -135,7 +180,7 @@ def deliver_batch(
     attempts = asyncio.run(_send_all(to_send, open_client, settings, secret, clock, pacer)) if to_send else []
 
     if attempts:
-        _record_attempts(conn, _record_parameters(attempts, claim_token), reconnect)
+        _record_attempts(conn, _record_parameters(attempts, claim_token, task), reconnect)
     failed = [attempt for attempt in attempts if attempt.error is not None]
     return DeliverySummary(
         claimed=len(claimed),
@@ -206,7 +251,7 @@ def _claim_parameters(
 def due_parameters(settings: Settings, now: datetime, grace: timedelta) -> dict:
     """The parameters of the conditions that make a row due at ``now`` (shared with the sweep)."""
     return {
-        "occasion": OCCASION,
+        "occasions": occasion_names(),
         "now": now,
         "scheduled_due_by": now - grace,
         "max_lateness": timedelta(hours=settings.max_lateness_hours),
@@ -218,14 +263,19 @@ def due_parameters(settings: Settings, now: datetime, grace: timedelta) -> dict:
 def _recheck(claimed: list[ClaimedRow], settings: Settings) -> tuple[list[ClaimedRow], list[tuple]]:
     """Split claimed rows into those still due as planned and those to hand back (id, send_at, status, reason).
 
-    The user may have changed birthday or zone since planning: then the row is not sent at the old instant.
+    The user may have changed the occasion's date or zone since planning: then the row is not sent at the old
+    instant.
     """
     to_send, to_release = [], []
     for row in claimed:
-        user = User(row.user_id, row.birthday, row.timezone, row.first_name, row.last_name)
-        _, planned = plan_occasion(user, row.occasion_date.year, settings)
+        occasion = occasion_named(row.occasion)
+        user = row.user()
+        if user.date_for(occasion) is None:
+            to_release.append((row.id, row.send_at, CANCELLED, f"{occasion.date_column} removed after planning"))
+            continue
+        _, planned = plan_occasion(user, row.occasion_date.year, settings, occasion)
         if planned.occasion_date != row.occasion_date:
-            to_release.append((row.id, row.send_at, CANCELLED, "birthday changed after planning"))
+            to_release.append((row.id, row.send_at, CANCELLED, f"{occasion.date_column} changed after planning"))
         elif planned.status == INVALID:
             to_release.append((row.id, None, INVALID, planned.reason))
         elif planned.send_at != row.send_at:
@@ -314,7 +364,8 @@ async def _send_one(
         if pacer is not None:
             await pacer.wait_turn()
         started_at = clock()
-        body = request_body(row.id, row.user_id, row.first_name, row.last_name, OCCASION, row.occasion_date)
+        body = request_body(row.id, row.user_id, row.first_name, row.last_name, row.occasion, row.occasion_date,
+                            occasion_named(row.occasion).message)
         headers = request_headers(str(row.webhook_id), int(started_at.timestamp()), body, secret)
         started = time.perf_counter()
         try:
@@ -346,8 +397,10 @@ def _retry_at(reply: Reply, finished_at: datetime, settings: Settings) -> dateti
     return finished_at + max(timedelta(seconds=settings.retry_after_floor_seconds), asked_for or timedelta(0))
 
 
-def _record_parameters(attempts: list[Attempt], claim_token: uuid.UUID) -> dict:
+def _record_parameters(attempts: list[Attempt], claim_token: uuid.UUID, task: TaskRef | None = None) -> dict:
     return {
+        **(dataclasses.asdict(task) if task else dict.fromkeys(("dag_id", "run_id", "task_id", "map_index",
+                                                                 "try_number"))),
         "ids": [attempt.row.id for attempt in attempts],
         "attempt_numbers": [attempt.row.attempts + 1 for attempt in attempts],
         "started_ats": [attempt.started_at for attempt in attempts],

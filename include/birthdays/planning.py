@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from include.birthdays.occasions import BIRTHDAY, OCCASIONS, Occasion, occasion_names
 from include.birthdays.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
 from include.birthdays.settings import Settings
-from include.birthdays.sql import load_sql
+from include.birthdays.sql import compose, load_sql
 from include.birthdays.timezones import load_zone, zone_names
 
-OCCASION = "birthday"
+# The birthday occasion's name, for callers that plan or send birthdays only (benchmarks); the registry
+# in ``occasions`` holds every occasion.
+OCCASION = BIRTHDAY.name
 SCHEDULED = "scheduled"
 INVALID = "invalid"
 
@@ -60,18 +64,17 @@ class Slot:
     send_at: datetime
 
 
-def window_slots(window: Window, settings: Settings) -> list[Slot]:
-    """Every (zone, birth month-day) whose send instant lies in ``window``, for every zone we know."""
+def window_slots(window: Window, settings: Settings, occasion: Occasion = BIRTHDAY) -> list[Slot]:
+    """Every (zone, month-day of the occasion's date) whose send instant lies in ``window``, for every zone."""
     dates = local_dates_around(window.start, window.end)
+    local_time, rule = occasion.local_time(settings), occasion.rule(settings)
     slots = []
     for name in sorted(zone_names()):
         zone = load_zone(name)
         for day in dates:
-            instant = local_instant(day, settings.send_local_time, zone)
+            instant = local_instant(day, local_time, zone)
             if instant in window:
-                slots.extend(
-                    Slot(name, month_day, day, instant) for month_day in birth_month_days(day, settings.feb29_rule)
-                )
+                slots.extend(Slot(name, month_day, day, instant) for month_day in birth_month_days(day, rule))
     return slots
 
 
@@ -82,6 +85,14 @@ class User:
     timezone: str | None
     first_name: str = "First"
     last_name: str = "Last"
+    # The dates of the other occasions, by ``users`` column (``hired_on``, ...); a missing one is NULL.
+    other_dates: Mapping[str, date | None] = dataclasses.field(default_factory=dict, hash=False)
+
+    def date_for(self, occasion: Occasion) -> date | None:
+        """The date ``occasion`` is celebrated from (the birthday, the hire date, ...), or None."""
+        if occasion.date_column == "birthday":
+            return self.birthday
+        return self.other_dates.get(occasion.date_column)
 
 
 # The longest first or last name a message is sent with: longer text is a data error, not a name.
@@ -97,10 +108,13 @@ class PlannedNotification:
     send_at: datetime | None
     status: str
     reason: str | None
+    occasion: str = BIRTHDAY.name
 
 
-def plan_occasion(user: User, year: int, settings: Settings) -> tuple[datetime, PlannedNotification]:
-    """The notification ``user`` is owed in ``year``, and the instant that decides which window owns it.
+def plan_occasion(
+    user: User, year: int, settings: Settings, occasion: Occasion = BIRTHDAY
+) -> tuple[datetime, PlannedNotification]:
+    """The notification for ``occasion`` ``user`` is owed in ``year``, and the instant that decides its window.
 
     An unknown zone is planned in the default zone, so that exactly one window records it as invalid. An
     invalid row has no send instant and carries the reason (upsert_notifications.sql applies the same checks
@@ -108,24 +122,28 @@ def plan_occasion(user: User, year: int, settings: Settings) -> tuple[datetime, 
     """
     known = user.timezone is None or user.timezone in zone_names()
     zone = load_zone(user.timezone if known and user.timezone is not None else settings.default_timezone)
-    day = celebrated_date(user.birthday, year, settings.feb29_rule)
-    instant = local_instant(day, settings.send_local_time, zone)
-    reason = invalid_reason(user, day)
+    source = user.date_for(occasion)
+    if source is None:
+        raise ValueError(f"user {user.id} has no {occasion.date_column}: no {occasion.name} to plan")
+    day = celebrated_date(source, year, occasion.rule(settings))
+    instant = local_instant(day, occasion.local_time(settings), zone)
+    reason = invalid_reason(user, day, occasion)
     if reason is None:
-        return instant, PlannedNotification(user.id, day, instant, SCHEDULED, None)
-    return instant, PlannedNotification(user.id, day, None, INVALID, reason)
+        return instant, PlannedNotification(user.id, day, instant, SCHEDULED, None, occasion.name)
+    return instant, PlannedNotification(user.id, day, None, INVALID, reason, occasion.name)
 
 
-def invalid_reason(user: User, occasion_date: date) -> str | None:
-    """Why ``user`` cannot be sent a message for ``occasion_date``, or None when they can."""
+def invalid_reason(user: User, occasion_date: date, occasion: Occasion = BIRTHDAY) -> str | None:
+    """Why ``user`` cannot be sent a message for ``occasion`` on ``occasion_date``, or None when they can."""
     if user.timezone is not None and user.timezone not in zone_names():
         return unknown_zone_reason(user.timezone)
     if not (user.first_name.strip(BLANKS) or user.last_name.strip(BLANKS)):
         return "user has no name"
     if max(len(user.first_name), len(user.last_name)) > MAX_NAME_LENGTH:
         return f"name longer than {MAX_NAME_LENGTH} characters"
-    if user.birthday >= occasion_date:
-        return "birthday is not in the past"
+    source = user.date_for(occasion)
+    if source is not None and source >= occasion_date:
+        return f"{occasion.date_column} is not in the past"
     return None
 
 
@@ -143,8 +161,13 @@ def _zones_by_folded_name() -> dict[str, str]:
 
 
 def plan_user(user: User, window: Window, settings: Settings) -> list[PlannedNotification]:
-    """The notifications ``user`` is owed in ``window``, by the rules alone (the reference for the SQL)."""
-    planned = (plan_occasion(user, year, settings) for year in range(window.start.year - 1, window.end.year + 2))
+    """The notifications ``user`` is owed in ``window`` for every occasion, by the rules alone (the SQL's reference)."""
+    planned = (
+        plan_occasion(user, year, settings, occasion)
+        for occasion in OCCASIONS.values()
+        if user.date_for(occasion) is not None
+        for year in range(window.start.year - 1, window.end.year + 2)
+    )
     return [notification for instant, notification in planned if instant in window]
 
 
@@ -175,12 +198,15 @@ class PlanResult:
 
 
 def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
-    """Upsert the window's notification rows and return its release batches, in one transaction."""
+    """Upsert the window's notification rows of every occasion and return its release batches, in one transaction.
+
+    A batch may hold rows of several occasions due at the same instant: release and delivery treat them alike.
+    """
     upserted = upsert_window(conn, window, settings)
     with conn.cursor() as cursor:
         cursor.execute(
             load_sql("plan/release_batches"),
-            {"occasion": OCCASION, "batch_size": settings.batch_size, "window_start": window.start,
+            {"occasions": occasion_names(), "batch_size": settings.batch_size, "window_start": window.start,
              "window_end": window.end},
         )
         batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
@@ -189,15 +215,22 @@ def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
 
 
 def upsert_window(conn: Any, window: Window, settings: Settings) -> int:
-    """Upsert the notification rows of every user due in ``window`` (uncommitted); return how many changed."""
+    """Upsert the rows of every user with an occasion due in ``window`` (uncommitted); return how many changed."""
+    upserted = 0
     with conn.cursor() as cursor:
-        cursor.execute(load_sql("plan/upsert_notifications"), _upsert_parameters(window_slots(window, settings), settings))
-        return cursor.rowcount
+        for occasion in OCCASIONS.values():
+            cursor.execute(
+                compose(conn, "plan/upsert_notifications", source_date=[("u", occasion.date_column)]),
+                _upsert_parameters(window_slots(window, settings, occasion), settings, occasion),
+            )
+            upserted += cursor.rowcount
+    return upserted
 
 
-def _upsert_parameters(slots: list[Slot], settings: Settings) -> dict[str, Any]:
+def _upsert_parameters(slots: list[Slot], settings: Settings, occasion: Occasion) -> dict[str, Any]:
     return {
-        "occasion": OCCASION,
+        "occasion": occasion.name,
+        "not_in_past_reason": f"{occasion.date_column} is not in the past",
         "default_zone": settings.default_timezone,
         "known_zones": sorted(zone_names()),
         "folded_zones": [name.lower() for name in sorted(zone_names())],

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from include.birthdays.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, deliver_batch
-from include.birthdays.planning import ReleaseBatch, hourly_window, plan_window
+from include.birthdays.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, TaskRef, deliver_batch
+from include.birthdays.occasions import OCCASIONS, occasion_named
+from include.birthdays.planning import ReleaseBatch, Window, hourly_window, plan_window
 from include.birthdays.settings import Settings
-from include.birthdays.sweep import sweep_late_window
+from include.birthdays.sweep import late_window, sweep_late_window
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,18 @@ def read_settings() -> Settings:
     from airflow.sdk import Variable
 
     return Settings.from_variables(lambda name: Variable.get(name, default=None))
+
+
+def current_task() -> TaskRef | None:
+    """The running task instance, recorded with each HTTP attempt; None outside a task."""
+    from airflow.sdk import get_current_context
+
+    try:
+        ti = get_current_context()["ti"]
+    except (RuntimeError, KeyError):
+        return None
+    return TaskRef(ti.dag_id, ti.run_id, ti.task_id, ti.map_index if ti.map_index is not None else -1,
+                   ti.try_number)
 
 
 def open_database(conn_id: str) -> Any:
@@ -76,20 +89,29 @@ def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str
 
     The sweep leaves scheduled rows a grace after their instant, for the hourly release to send them.
     """
-    from airflow.providers.http.hooks.http import HttpAsyncHook
-
     settings = read_settings()
     batch = ReleaseBatch.from_json(batch_json)
     grace = timedelta(seconds=settings.sweep_grace_seconds if from_sweep else 0)
-    connection = HttpAsyncHook.get_connection(webhook_conn_id)
-    secret = connection.password or None
-    endpoint = f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
+    secret, endpoint = _webhook_secret_and_endpoint(webhook_conn_id)
     with closing(open_database(db_conn_id)) as conn:
         summary = deliver_batch(
             conn, batch, lambda: _webhook_client(webhook_conn_id, settings), settings, secret, grace,
-            endpoint=endpoint, reconnect=lambda: open_database(db_conn_id),
+            endpoint=endpoint, reconnect=lambda: open_database(db_conn_id), task=current_task(),
         )
     _log_summary(batch, summary)
+    _raise_on_failures(summary)
+    return {"claimed": summary.claimed, "sent": summary.sent, "failed": summary.failed, "skipped": summary.skipped}
+
+
+def _webhook_secret_and_endpoint(webhook_conn_id: str) -> tuple[str | None, str]:
+    from airflow.providers.http.hooks.http import HttpAsyncHook
+
+    connection = HttpAsyncHook.get_connection(webhook_conn_id)
+    endpoint = f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
+    return connection.password or None, endpoint
+
+
+def _raise_on_failures(summary: DeliverySummary) -> None:
     if summary.retryable_failures:
         raise RetryableDeliveryError(
             f"{len(summary.retryable_failures)} of {summary.claimed} notifications failed and will be retried: "
@@ -102,7 +124,63 @@ def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str
             f"{len(summary.permanent_failures)} of {summary.claimed} notifications were refused by the webhook "
             f"and will not be retried: ids {[notification_id for notification_id, _ in summary.permanent_failures]}"
         )
-    return {"claimed": summary.claimed, "sent": summary.sent, "failed": summary.failed, "skipped": summary.skipped}
+
+
+def summarize_hourly(db_conn_id: str, anchor: datetime) -> dict[str, dict[str, int]]:
+    """Log one summary line per occasion for the window of the hourly run anchored at ``anchor``."""
+    return _summarize("hourly", db_conn_id, hourly_window(anchor))
+
+
+def summarize_sweep(db_conn_id: str, now: datetime) -> dict[str, dict[str, int]]:
+    """Log one summary line per occasion for the late window the sweep at ``now`` covered."""
+    return _summarize("sweep", db_conn_id, late_window(now, read_settings()))
+
+
+def _summarize(what: str, db_conn_id: str, window: Window) -> dict[str, dict[str, int]]:
+    from include.birthdays.report import summary_lines, window_counts
+
+    with closing(open_database(db_conn_id)) as conn:
+        counts = window_counts(conn, window)
+    for line in summary_lines(what, window, counts):
+        log.info("%s", line)
+    return counts
+
+
+def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webhook_conn_id: str) -> dict[str, int]:
+    """Run the resend the trigger form asked for; log each decision and one summary line per occasion.
+
+    Fails like a send task when a re-sent notification fails, after recording it.
+    """
+    from include.birthdays.resend import ResendRequest
+    from include.birthdays.resend import resend as resend_notifications
+
+    settings = read_settings()
+    request = ResendRequest(
+        user_ids=[int(user_id) for user_id in params["user_ids"]],
+        occasion=occasion_named(params["occasion"]),
+        occasion_date=date.fromisoformat(str(params["date"])),
+        dry_run=bool(params["dry_run"]),
+        force=bool(params["force"]),
+    )
+    secret, endpoint = (None, "") if request.dry_run else _webhook_secret_and_endpoint(webhook_conn_id)
+    with closing(open_database(db_conn_id)) as conn:
+        result = resend_notifications(conn, request, lambda: _webhook_client(webhook_conn_id, settings), settings,
+                                      secret, requested_at, endpoint=endpoint, task=current_task())
+    counts = result.counts()
+    delivery = result.delivery
+    outcome = {**counts, "sent": delivery.sent if delivery else 0, "failed": delivery.failed if delivery else 0}
+    for name in OCCASIONS:
+        if name != request.occasion.name:
+            log.info("Summary resend %s: not requested", name)
+            continue
+        log.info(
+            "Summary resend %s%s: %d requested; %s",
+            name, " (dry run, nothing sent)" if request.dry_run else "",
+            len(request.user_ids), ", ".join(f"{key} {value}" for key, value in outcome.items()),
+        )
+    if delivery is not None:
+        _raise_on_failures(delivery)
+    return outcome
 
 
 def _log_summary(batch: ReleaseBatch, summary: DeliverySummary) -> None:

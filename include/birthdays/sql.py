@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -12,3 +15,17 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 def load_sql(name: str) -> str:
     """The text of ``include/sql/<name>.sql``, e.g. ``load_sql("plan/release_batches")``."""
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def compose(conn: Any, name: str, **identifiers: Sequence[tuple[str, ...]]) -> str:
+    """``load_sql(name)`` with each ``{placeholder}`` replaced by a comma-separated list of quoted identifiers.
+
+    Identifiers come from the occasion registry, never from data. Quoting uses the driver of ``conn``
+    (psycopg2 in tools and tests, psycopg 3 under Airflow's PostgresHook): both ship the same ``sql`` module.
+    """
+    driver = importlib.import_module(type(conn).__module__.split(".")[0] + ".sql")
+    parts = {
+        placeholder: driver.SQL(", ").join(driver.Identifier(*qualified) for qualified in names)
+        for placeholder, names in identifiers.items()
+    }
+    return driver.SQL(load_sql(name)).format(**parts).as_string(conn)

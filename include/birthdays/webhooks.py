@@ -12,17 +12,31 @@ from datetime import UTC, date, datetime, timedelta
 SECRET_PREFIX = "whsec_"
 
 
-def birthday_message(first_name: str, last_name: str) -> str:
+BIRTHDAY_MESSAGE = "Hey, {name} it's your birthday"
+
+
+def render_message(template: str, first_name: str, last_name: str) -> str:
+    """``template`` with ``{name}`` replaced by the first and last name, blanks trimmed."""
     name = " ".join(part.strip() for part in (first_name, last_name) if part.strip())
-    return f"Hey, {name} it's your birthday"
+    return template.replace("{name}", name)
+
+
+def birthday_message(first_name: str, last_name: str) -> str:
+    return render_message(BIRTHDAY_MESSAGE, first_name, last_name)
 
 
 def request_body(
-    notification_id: int, user_id: int, first_name: str, last_name: str, occasion: str, occasion_date: date
+    notification_id: int,
+    user_id: int,
+    first_name: str,
+    last_name: str,
+    occasion: str,
+    occasion_date: date,
+    message_template: str = BIRTHDAY_MESSAGE,
 ) -> bytes:
     return json.dumps(
         {
-            "message": birthday_message(first_name, last_name),
+            "message": render_message(message_template, first_name, last_name),
             "notification_id": notification_id,
             "user_id": user_id,
             "occasion": occasion,

@@ -1,5 +1,6 @@
 -- Record one batch's HTTP attempts and move each row it still holds to sent or failed.
 -- A failed row may be tried again from its retry_after on; NULL means the failure was permanent.
+-- Each attempt names the Airflow task instance that made it (NULLs outside a task).
 WITH attempt AS (
     SELECT *
     FROM unnest(
@@ -10,9 +11,11 @@ WITH attempt AS (
 ),
 recorded AS (
     INSERT INTO notification_attempts (
-        notification_id, attempt_number, claim_token, started_at, finished_at, http_status, error, latency_ms
+        notification_id, attempt_number, claim_token, started_at, finished_at, http_status, error, latency_ms,
+        dag_id, run_id, task_id, map_index, try_number
     )
-    SELECT id, attempt_number, %(claim_token)s, started_at, finished_at, http_status, error, latency_ms
+    SELECT id, attempt_number, %(claim_token)s, started_at, finished_at, http_status, error, latency_ms,
+        %(dag_id)s, %(run_id)s, %(task_id)s, %(map_index)s, %(try_number)s
     FROM attempt
 )
 UPDATE notifications AS n

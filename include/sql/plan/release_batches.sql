@@ -1,4 +1,4 @@
--- The release batches of a window: its scheduled rows grouped by send instant, each instant's rows split by
+-- The release batches of a window: its scheduled rows of every occasion grouped by send instant, each instant's rows split by
 -- id into runs of at most batch_size rows. A batch is named by its instant and id range.
 SELECT send_at, min(id) AS first_id, max(id) AS last_id, count(*) AS size
 FROM (
@@ -7,7 +7,7 @@ FROM (
         send_at,
         (row_number() OVER (PARTITION BY send_at ORDER BY id) - 1) / %(batch_size)s AS batch_number
     FROM notifications
-    WHERE occasion = %(occasion)s
+    WHERE occasion = ANY (%(occasions)s::text[])
         AND status = 'scheduled'
         AND send_at >= %(window_start)s
         AND send_at < %(window_end)s

@@ -1,10 +1,12 @@
--- Upsert one notification per user whose send instant lies in the window being planned.
+-- Upsert one notification of one occasion per user whose send instant lies in the window being planned.
+-- The source_date placeholder is the occasion's date column (u.birthday, u.hired_on, ...), composed from the registry in
+-- include/birthdays/occasions.py; users without that date have no such occasion.
 -- The slot arrays describe the window: for each zone, the local date whose send time falls inside it, the birth
 -- month-days celebrated that day and the instant, all computed in Python from the pinned tz database.
 -- A NULL zone plans in the default zone; an unknown zone plans in the default zone too, as 'invalid'.
 -- A row that cannot be sent is 'invalid' with no instant and a reason, checked in the order and with the
 -- words of planning.invalid_reason: unknown zone (naming the zone it likely meant), no name, a name too long
--- for a message, a birthday not in the past.
+-- for a message, an occasion date not in the past.
 -- Rows already claimed or finished are never touched, and an unchanged row is not rewritten.
 WITH slot AS (
     SELECT *
@@ -21,15 +23,15 @@ candidate AS (
         u.timezone,
         u.first_name,
         u.last_name,
-        u.birthday,
-        (extract(month FROM u.birthday) * 100 + extract(day FROM u.birthday))::integer AS birth_month_day,
+        {source_date} AS source_date,
+        (extract(month FROM {source_date}) * 100 + extract(day FROM {source_date}))::integer AS birth_month_day,
         u.timezone IS NOT NULL AND u.timezone <> ALL (%(known_zones)s::text[]) AS zone_unknown,
         CASE
             WHEN u.timezone = ANY (%(known_zones)s::text[]) THEN u.timezone
             ELSE %(default_zone)s
         END AS plan_zone
     FROM users AS u
-    WHERE (extract(month FROM u.birthday) * 100 + extract(day FROM u.birthday))::integer
+    WHERE (extract(month FROM {source_date}) * 100 + extract(day FROM {source_date}))::integer
         = ANY (%(birth_month_days)s::integer[])
 ),
 checked AS (
@@ -50,7 +52,7 @@ checked AS (
                 THEN 'user has no name'
             WHEN greatest(length(c.first_name), length(c.last_name)) > %(max_name_length)s
                 THEN 'name longer than ' || %(max_name_length)s || ' characters'
-            WHEN c.birthday >= s.occasion_date THEN 'birthday is not in the past'
+            WHEN c.source_date >= s.occasion_date THEN %(not_in_past_reason)s
         END AS reason
     FROM candidate AS c
     JOIN slot AS s ON s.zone = c.plan_zone AND s.birth_month_day = c.birth_month_day

@@ -4,7 +4,7 @@ SELECT NULL::timestamptz AS send_at, min(id) AS first_id, max(id) AS last_id, co
 FROM (
     SELECT id, (row_number() OVER (ORDER BY id) - 1) / %(batch_size)s AS batch_number
     FROM notifications
-    WHERE occasion = %(occasion)s
+    WHERE occasion = ANY (%(occasions)s::text[])
         AND send_at > %(now)s - %(max_lateness)s::interval
         AND (
             (status = 'scheduled' AND send_at <= %(scheduled_due_by)s)

@@ -4,7 +4,7 @@ UPDATE notifications
 SET status = 'expired',
     last_error = 'not sent within ' || %(max_lateness_hours)s || ' hours of its instant',
     claim_token = NULL, claimed_at = NULL, updated_at = now()
-WHERE occasion = %(occasion)s
+WHERE occasion = ANY (%(occasions)s::text[])
     AND send_at <= %(now)s - %(max_lateness)s::interval
     AND (
         status IN ('scheduled', 'failed')

@@ -1,0 +1,68 @@
+"""
+### Birthday resend (manual only)
+
+Sends chosen notifications again, for an operator who was told "user 42 got nothing". Trigger it from the
+UI's **Trigger** form (or `airflow dags trigger birthday_resend --conf '{"user_ids": [42], "occasion":
+"birthday", "date": "2026-03-10", "dry_run": false}'`):
+
+- **user_ids**: the users, as a list of ids;
+- **occasion**: an occasion of the registry (`birthday`, `work_anniversary`);
+- **date**: the local date celebrated (the notification's `occasion_date`);
+- **dry_run** (default **on**): the task log lists, per user, exactly what would be sent (notification id,
+  instant, webhook-id) or why not, and nothing is sent;
+- **force** (default off): a notification already `sent` is refused, with when and under which webhook-id
+  it went out; with force it is sent again with a **new** webhook-id.
+
+A notification never delivered (`failed`, `expired`, `cancelled`, or `scheduled` with its instant passed)
+is sent under its own webhook-id, so a receiver that saw an earlier attempt de-duplicates it. Nothing is
+sent before its instant, nothing under another task's live claim, nothing `invalid`. Sending goes through
+the same code as the hourly release (re-check against `users`, signed POST to connection
+`birthday_webhook`, attempt rows). The run ends with one summary line per occasion.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.birthdays.occasions import occasion_names
+
+BIRTHDAY_DB_CONN_ID = "birthday_db"
+BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
+
+
+@dag(
+    dag_id="birthday_resend",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "birthday-pipeline", "retries": 2, "retry_delay": timedelta(seconds=5)},
+    tags=["birthdays", "operations"],
+    doc_md=__doc__,
+    params={
+        "user_ids": Param([], type="array", items={"type": "integer"}, minItems=1, title="User ids",
+                          description="The users whose notification to send again."),
+        "occasion": Param("birthday", type="string", enum=occasion_names(), title="Occasion"),
+        "date": Param(type="string", format="date", title="Date",
+                      description="The local date celebrated (YYYY-MM-DD)."),
+        "dry_run": Param(True, type="boolean", title="Dry run",
+                         description="Only log what would be sent; send nothing."),
+        "force": Param(False, type="boolean", title="Force",
+                       description="Send again, with a new webhook-id, notifications already sent."),
+    },
+)
+def birthday_resend() -> None:
+    @task
+    def resend(db_conn_id: str = BIRTHDAY_DB_CONN_ID, webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
+        from include.birthdays import runtime
+
+        context = get_current_context()
+        return runtime.resend(dict(context["params"]), context["dag_run"].run_after, db_conn_id, webhook_conn_id)
+
+    resend()
+
+
+birthday_resend()

@@ -1,0 +1,173 @@
+"""Send chosen notifications again, on an operator's request: decide, log, and send through the delivery code.
+
+For each requested user the notification of one occasion and date is looked up and judged: a row never
+sent (failed, expired, cancelled, or scheduled with its instant passed) is sent under its own webhook-id;
+a row already ``sent`` is refused, and re-sent with a new webhook-id only when ``force`` is set. A dry run
+only says what would happen. Decisions and logs carry ids, statuses and instants, never names or dates of
+birth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from include.birthdays.delivery import (
+    ClaimedRow,
+    Clock,
+    DeliverySummary,
+    OpenClient,
+    TaskRef,
+    deliver_claimed,
+    utc_now,
+)
+from include.birthdays.occasions import Occasion, date_columns
+from include.birthdays.settings import Settings
+from include.birthdays.sql import compose, load_sql
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResendRequest:
+    """What the operator asked for in the trigger form."""
+
+    user_ids: list[int]
+    occasion: Occasion
+    occasion_date: date
+    dry_run: bool = True
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.user_ids:
+            raise ValueError("user_ids is empty: name at least one user id")
+
+
+class Action(enum.StrEnum):
+    SEND = "send"
+    RESEND = "resend with a new webhook-id"
+    REFUSE = "refuse"
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    user_id: int
+    notification_id: int | None
+    status: str | None
+    action: Action
+    reason: str
+    send_at: datetime | None
+    webhook_id: str | None  # the id the message goes out with; None when a new one will be drawn
+
+
+@dataclasses.dataclass(frozen=True)
+class LookedUp:
+    user_id: int
+    user_exists: bool
+    notification_id: int | None
+    status: str | None
+    send_at: datetime | None
+    sent_at: datetime | None
+    webhook_id: uuid.UUID | None
+    last_error: str | None
+    claimed_at: datetime | None
+
+
+def decide(row: LookedUp, request: ResendRequest, now: datetime, requested_at: datetime,
+           lease: timedelta) -> Decision:
+    """What the resend does with one requested user, and why (the rules of resend/claim.sql, in words)."""
+
+    def refuse(reason: str) -> Decision:
+        return Decision(row.user_id, row.notification_id, row.status, Action.REFUSE, reason, row.send_at,
+                        row.webhook_id and str(row.webhook_id))
+
+    def send(action: Action, reason: str) -> Decision:
+        webhook_id = None if action is Action.RESEND else str(row.webhook_id)
+        return Decision(row.user_id, row.notification_id, row.status, action, reason, row.send_at, webhook_id)
+
+    if not row.user_exists:
+        return refuse("no such user")
+    if row.notification_id is None:
+        return refuse(f"no {request.occasion.name} notification planned for this user on that date")
+    if row.status == "invalid":
+        return refuse(f"invalid: {row.last_error}")
+    if row.status == "scheduled" and row.send_at is not None and row.send_at > now:
+        return refuse(f"scheduled for {row.send_at.isoformat()}; it is sent then, never earlier")
+    if row.status == "sending" and row.claimed_at is not None and row.claimed_at >= now - lease:
+        return refuse("being sent by another task right now")
+    if row.status == "sent":
+        sent_at = row.sent_at.isoformat() if row.sent_at else "an unknown time"
+        if not request.force:
+            return refuse(f"already sent at {sent_at} with webhook-id {row.webhook_id}; set force to send it again")
+        if row.sent_at is not None and row.sent_at >= requested_at:
+            return refuse(f"already re-sent by this request at {sent_at}")
+        return send(Action.RESEND, f"forced: was sent at {sent_at} with webhook-id {row.webhook_id}")
+    return send(Action.SEND, f"{row.status}, never delivered" + (f" (last error: {row.last_error})"
+                                                                 if row.last_error else ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class ResendResult:
+    decisions: list[Decision]
+    delivery: DeliverySummary | None  # None for a dry run or when nothing was to be sent
+
+    def counts(self) -> dict[str, int]:
+        counts = {action.value: 0 for action in Action}
+        for decision in self.decisions:
+            counts[decision.action.value] += 1
+        return counts
+
+
+def resend(
+    conn: Any,
+    request: ResendRequest,
+    open_client: OpenClient,
+    settings: Settings,
+    secret: str | None,
+    requested_at: datetime,
+    clock: Clock = utc_now,
+    endpoint: str = "",
+    task: TaskRef | None = None,
+) -> ResendResult:
+    """Judge each requested notification, log the decision, and unless a dry run send those to be sent."""
+    now = clock()
+    lease = timedelta(seconds=settings.lease_seconds)
+    with conn.cursor() as cursor:
+        cursor.execute(load_sql("resend/look_up"), {"user_ids": request.user_ids, "occasion": request.occasion.name,
+                                                    "occasion_date": request.occasion_date})
+        decisions = [decide(LookedUp(*row), request, now, requested_at, lease) for row in cursor.fetchall()]
+    conn.commit()
+    prefix = "Dry run, would" if request.dry_run else "Will"
+    for decision in decisions:
+        if decision.action is Action.REFUSE:
+            log.info("Refused user %d notification %s (%s): %s", decision.user_id, decision.notification_id,
+                     decision.status, decision.reason)
+        else:
+            log.info("%s %s user %d notification %d, instant %s, webhook-id %s: %s", prefix, decision.action.value,
+                     decision.user_id, decision.notification_id,
+                     decision.send_at.isoformat() if decision.send_at else "none",
+                     decision.webhook_id or "new", decision.reason)
+    to_send = [decision.notification_id for decision in decisions if decision.action is not Action.REFUSE]
+    if request.dry_run or not to_send:
+        return ResendResult(decisions, None)
+
+    claim_token = uuid.uuid4()
+    with conn.cursor() as cursor:
+        cursor.execute(
+            compose(conn, "resend/claim", date_columns=[("u", column) for column in date_columns()]),
+            {"ids": to_send, "claim_token": str(claim_token), "now": now, "lease": lease, "force": request.force,
+             "requested_at": requested_at},
+        )
+        claimed = [ClaimedRow.from_claim(row) for row in cursor.fetchall()]
+    if len(claimed) != len(to_send):
+        log.warning("%d of %d notifications changed since they were judged and are left alone: ids %s",
+                    len(to_send) - len(claimed), len(to_send),
+                    sorted(set(to_send) - {row.id for row in claimed}))
+    for row in claimed:
+        log.info("Sending notification %d with webhook-id %s", row.id, row.webhook_id)
+    summary = deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, task=task)
+    return ResendResult(decisions, summary)

@@ -1,0 +1,5 @@
+-- The fields of one user the next planned send depends on; the date_columns placeholder lists every
+-- occasion's users column, composed from the occasion registry.
+SELECT u.id, u.first_name, u.last_name, u.timezone, {date_columns}
+FROM users AS u
+WHERE u.id = %(user_id)s

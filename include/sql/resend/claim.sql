@@ -1,0 +1,22 @@
+-- Claim the notifications an operator asked to send again, for the resend DAG; the columns match
+-- deliver/claim.sql, so the same send code delivers them. The date_columns placeholder lists every
+-- occasion's users column, composed from the occasion registry.
+-- Rows never sent (failed, expired, cancelled, or scheduled with their instant passed) keep their webhook-id:
+-- a receiver that saw an earlier attempt de-duplicates. A row already sent is taken only with force, only if
+-- it was sent before this request (a retried task does not send it twice), and gets a new webhook-id.
+-- Nothing under a live claim is taken, and nothing is sent before its instant.
+UPDATE notifications AS n
+SET status = 'sending',
+    webhook_id = CASE WHEN n.status = 'sent' THEN gen_random_uuid() ELSE n.webhook_id END,
+    claim_token = %(claim_token)s, claimed_at = now(), updated_at = now()
+FROM users AS u
+WHERE n.id = ANY (%(ids)s::bigint[])
+    AND u.id = n.user_id
+    AND (
+        n.status IN ('failed', 'expired', 'cancelled')
+        OR (n.status = 'scheduled' AND n.send_at <= %(now)s)
+        OR (n.status = 'sending' AND n.claimed_at < %(now)s - %(lease)s::interval)
+        OR (n.status = 'sent' AND %(force)s AND n.sent_at < %(requested_at)s)
+    )
+RETURNING n.id, n.user_id, n.occasion, n.occasion_date, n.send_at, n.webhook_id, n.attempts,
+    u.first_name, u.last_name, u.timezone, {date_columns}
