@@ -21,7 +21,7 @@ after recording them; Airflow retries it 5 s later (3 retries) and a retry sends
 
 Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_time` (`09:00`),
 `birthday_feb29_rule` (`feb28` or `mar1`), `birthday_default_timezone` (`UTC`), `birthday_batch_size`
-(`500`), `birthday_max_lateness_hours` (`48`).
+(`2000`), `birthday_max_lateness_hours` (`48`).
 """
 
 from __future__ import annotations

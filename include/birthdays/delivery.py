@@ -290,10 +290,19 @@ async def _send_all(
     clock: Clock,
     pacer: SendPacer | None,
 ) -> list[Attempt]:
+    # A fixed pool of max_in_flight workers pulls rows in order: memory follows the pool, not the batch, where
+    # one waiting coroutine per row would hold a frame for every row of a large batch at once.
     in_flight = asyncio.Semaphore(settings.max_in_flight)
+    attempts: list[Attempt | None] = [None] * len(rows)
+    pending = iter(enumerate(rows))
+
+    async def worker(post: Post) -> None:
+        for index, row in pending:
+            attempts[index] = await _send_one(row, post, in_flight, secret, settings, clock, pacer)
+
     async with open_client() as post:
-        sends = (_send_one(row, post, in_flight, secret, settings, clock, pacer) for row in rows)
-        return list(await asyncio.gather(*sends))
+        await asyncio.gather(*(worker(post) for _ in range(min(settings.max_in_flight, len(rows)))))
+    return [attempt for attempt in attempts if attempt is not None]
 
 
 async def _send_one(

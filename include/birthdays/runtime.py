@@ -119,16 +119,22 @@ def _log_summary(batch: ReleaseBatch, summary: DeliverySummary) -> None:
 
 @asynccontextmanager
 async def _webhook_client(conn_id: str, settings: Settings) -> AsyncIterator[Post]:
-    """POSTs through the HTTP provider's async hook on ``conn_id``: one session, no redirects, a timeout."""
+    """POSTs through the HTTP provider's async hook on ``conn_id``: one session, no redirects, a timeout.
+
+    The session's connector allows ``birthday_max_in_flight`` connections: the hook's own session keeps
+    aiohttp's default of 100, which would cap a send task at 100 requests in flight whatever the setting.
+    """
     import aiohttp
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
     hook = HttpAsyncHook(method="POST", http_conn_id=conn_id, retry_limit=1)
     timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
-    async with hook.session() as session:
+    connector = aiohttp.TCPConnector(limit=settings.max_in_flight)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
         async def post(body: bytes, headers: dict[str, str]) -> Reply:
-            response = await session.run(
+            response = await hook.run(
+                session=session,
                 data=body,
                 headers=headers,
                 extra_options={"check_response": False, "allow_redirects": False, "timeout": timeout},
