@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate clean
+.PHONY: run test migrate bench bench-quick clean
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev run $(if $(filter 0,$(DEMO)),--no-demo)
@@ -13,6 +13,13 @@ test: $(VENV)/.test
 
 migrate: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev migrate
+
+# Benchmarks (docs/performance.md): a table, benchmarks/results/latest.json and a last line RESULT ...
+bench: $(VENV)/.runtime
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(VENV)/.runtime
+	$(BIN)/python -m benchmarks.run --quick
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
