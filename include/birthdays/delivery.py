@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, closing
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -57,7 +57,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclasses.dataclass(frozen=True)
+# Slots: a send task holds one per row of its batch, so their size is the task's memory per row.
+@dataclasses.dataclass(frozen=True, slots=True)
 class ClaimedRow:
     id: int
     user_id: int
@@ -71,7 +72,8 @@ class ClaimedRow:
     timezone: str | None
 
 
-@dataclasses.dataclass(frozen=True)
+# Slots: a send task holds one per row of its batch, so their size is the task's memory per row.
+@dataclasses.dataclass(frozen=True, slots=True)
 class Attempt:
     row: ClaimedRow
     started_at: datetime
@@ -176,10 +178,24 @@ def _record_after_reconnecting(reconnect: Callable[[], Any], parameters: dict) -
         return
 
 
+# Attempts are recorded in runs of this many rows, in one transaction: the text of one statement for a whole
+# large batch would briefly cost the task as much memory again as the batch's rows.
+RECORD_CHUNK_ROWS = 2000
+
+
 def _execute_and_commit(conn: Any, statement: str, parameters: dict) -> None:
     with conn.cursor() as cursor:
-        cursor.execute(statement, parameters)
+        for chunk in _row_chunks(parameters, RECORD_CHUNK_ROWS):
+            cursor.execute(statement, chunk)
     conn.commit()
+
+
+def _row_chunks(parameters: dict, size: int) -> Iterator[dict]:
+    """``parameters``, whose list values are columns (one item per row), cut into runs of ``size`` rows."""
+    rows = len(parameters["ids"])
+    for start in range(0, rows, size):
+        yield {name: value[start:start + size] if isinstance(value, list) else value
+               for name, value in parameters.items()}
 
 
 def _sleep_until(instant: datetime, clock: Clock) -> None:
