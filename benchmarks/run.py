@@ -246,7 +246,9 @@ def bench_sending(app_url: str, receiver_url: str, sizes: Sizes) -> dict[str, An
         "send_peak_rss_mb_1x": pipeline_1x["peak_rss_mb"],
         "send_peak_rss_mb_10x": peak_10x,
         "send_rss_ratio": peak_10x / pipeline_1x["peak_rss_mb"],
-        "send_runs_s": {"bare": [run["seconds"] for run in bare], "pipeline": [run["seconds"] for run in pipeline]},
+        "send_runs_s": {"bare": [run["seconds"] for run in bare], "pipeline": [run["seconds"] for run in pipeline],
+                        "pipeline_phases": [{key: run[key] for key in ("claim_s", "http_s", "record_s")}
+                                            for run in pipeline]},
     }
 
 

@@ -37,11 +37,26 @@ def run_pipeline(batch: dict) -> dict:
     import airflow.providers.postgres.hooks.postgres  # noqa: F401
     import airflow.sdk  # noqa: F401
 
-    from include.birthdays import runtime
+    from include.birthdays import delivery, runtime
 
+    # Where the time goes: the HTTP part is delivery._send_all; before it the claim, after it the record.
+    phases: dict[str, float] = {}
+    send_all = delivery._send_all
+
+    async def timed_send_all(*arguments: object, **keywords: object) -> object:
+        phases["send_started"] = time.perf_counter()
+        try:
+            return await send_all(*arguments, **keywords)  # type: ignore[arg-type]
+        finally:
+            phases["send_finished"] = time.perf_counter()
+
+    delivery._send_all = timed_send_all  # type: ignore[assignment]
     started = time.perf_counter()
     outcome = runtime.send_batch(batch, DB_CONN_ID, WEBHOOK_CONN_ID, from_sweep=False)
-    return {"sent": outcome["sent"], "seconds": time.perf_counter() - started}
+    finished = time.perf_counter()
+    return {"sent": outcome["sent"], "seconds": finished - started,
+            "claim_s": phases["send_started"] - started, "http_s": phases["send_finished"] - phases["send_started"],
+            "record_s": finished - phases["send_finished"]}
 
 
 def run_bare(batch: dict, in_flight: int) -> dict:

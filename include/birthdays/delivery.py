@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, closing
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -122,7 +122,8 @@ def deliver_batch(
     claim_token = uuid.uuid4()
     with conn.cursor() as cursor:
         cursor.execute(load_sql("deliver/claim"), _claim_parameters(batch, claim_token, settings, clock(), grace))
-        claimed = [ClaimedRow(*row) for row in cursor.fetchall()]
+        # Row by row: a list of the raw rows beside the ClaimedRows would add a tuple per row to the peak.
+        claimed = [ClaimedRow(*row) for row in cursor]
         to_send, to_release = _recheck(claimed, settings)
         if to_release:
             cursor.execute(load_sql("deliver/release_claims"), _release_parameters(to_release, claim_token))
@@ -178,24 +179,10 @@ def _record_after_reconnecting(reconnect: Callable[[], Any], parameters: dict) -
         return
 
 
-# Attempts are recorded in runs of this many rows, in one transaction: the text of one statement for a whole
-# large batch would briefly cost the task as much memory again as the batch's rows.
-RECORD_CHUNK_ROWS = 2000
-
-
 def _execute_and_commit(conn: Any, statement: str, parameters: dict) -> None:
     with conn.cursor() as cursor:
-        for chunk in _row_chunks(parameters, RECORD_CHUNK_ROWS):
-            cursor.execute(statement, chunk)
+        cursor.execute(statement, parameters)
     conn.commit()
-
-
-def _row_chunks(parameters: dict, size: int) -> Iterator[dict]:
-    """``parameters``, whose list values are columns (one item per row), cut into runs of ``size`` rows."""
-    rows = len(parameters["ids"])
-    for start in range(0, rows, size):
-        yield {name: value[start:start + size] if isinstance(value, list) else value
-               for name, value in parameters.items()}
 
 
 def _sleep_until(instant: datetime, clock: Clock) -> None:
