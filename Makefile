@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate clean chromium
+.PHONY: run test migrate bench bench-quick clean chromium
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev run $(if $(filter 0,$(DEMO)),--no-demo)
@@ -20,6 +20,13 @@ chromium:
 
 migrate: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev migrate
+
+# Benchmarks (docs/performance.md): a table, benchmarks/results/latest.json and a last line RESULT ...
+bench: $(VENV)/.runtime
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(VENV)/.runtime
+	$(BIN)/python -m benchmarks.run --quick
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'

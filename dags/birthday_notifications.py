@@ -26,7 +26,7 @@ notifications the window holds in each status. It is a teardown, so it never tur
 
 Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_time` (`09:00`),
 `birthday_feb29_rule` (`feb28` or `mar1`), `birthday_default_timezone` (`UTC`), `birthday_batch_size`
-(`500`), `birthday_max_lateness_hours` (`48`).
+(`2000`), `birthday_max_lateness_hours` (`48`).
 """
 
 from __future__ import annotations

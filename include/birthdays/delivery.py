@@ -70,7 +70,8 @@ class TaskRef:
     try_number: int
 
 
-@dataclasses.dataclass(frozen=True)
+# Slots: a send task holds one per row of its batch, so their size is the task's memory per row.
+@dataclasses.dataclass(frozen=True, slots=True)
 class ClaimedRow:
     id: int
     user_id: int
@@ -94,7 +95,8 @@ class ClaimedRow:
                     other_dates=self.dates)
 
 
-@dataclasses.dataclass(frozen=True)
+# Slots: a send task holds one per row of its batch, so their size is the task's memory per row.
+@dataclasses.dataclass(frozen=True, slots=True)
 class Attempt:
     row: ClaimedRow
     started_at: datetime
@@ -145,7 +147,8 @@ def deliver_batch(
     with conn.cursor() as cursor:
         claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()])
         cursor.execute(claim, _claim_parameters(batch, claim_token, settings, clock(), grace))
-        claimed = [ClaimedRow.from_claim(row) for row in cursor.fetchall()]
+        # Row by row: a list of the raw rows beside the ClaimedRows would add a tuple per row to the peak.
+        claimed = [ClaimedRow.from_claim(row) for row in cursor]
     return deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, reconnect,
                            task)
 
@@ -344,10 +347,19 @@ async def _send_all(
     clock: Clock,
     pacer: SendPacer | None,
 ) -> list[Attempt]:
+    # A fixed pool of max_in_flight workers pulls rows in order: memory follows the pool, not the batch, where
+    # one waiting coroutine per row would hold a frame for every row of a large batch at once.
     in_flight = asyncio.Semaphore(settings.max_in_flight)
+    attempts: list[Attempt | None] = [None] * len(rows)
+    pending = iter(enumerate(rows))
+
+    async def worker(post: Post) -> None:
+        for index, row in pending:
+            attempts[index] = await _send_one(row, post, in_flight, secret, settings, clock, pacer)
+
     async with open_client() as post:
-        sends = (_send_one(row, post, in_flight, secret, settings, clock, pacer) for row in rows)
-        return list(await asyncio.gather(*sends))
+        await asyncio.gather(*(worker(post) for _ in range(min(settings.max_in_flight, len(rows)))))
+    return [attempt for attempt in attempts if attempt is not None]
 
 
 async def _send_one(

@@ -27,10 +27,10 @@ class Settings:
     send_local_time: time = time(9, 0)
     feb29_rule: Feb29Rule = Feb29Rule.FEB28
     default_timezone: str = "UTC"
-    batch_size: int = 500
+    batch_size: int = 2000
     max_lateness_hours: int = 48
     release_lead_seconds: int = 30
-    max_in_flight: int = 100
+    max_in_flight: int = 500
     request_timeout_seconds: int = 15
     max_attempts: int = 10
     sweep_grace_seconds: int = 120

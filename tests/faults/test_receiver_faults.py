@@ -188,4 +188,6 @@ def test_a_30_hour_outage_sends_the_late_window_throttled_and_expires_the_rest(
     assert max(per_second.values()) <= 251
     span = max(request.received_at for request in webhook.requests) - min(
         request.received_at for request in webhook.requests)
-    assert span >= (1200 - 1) / 250
+    # The first request may leave a little after its slot (a new connection), shortening the span measured at
+    # the receiver; with one send task for all 1,200 rows (batch size 2,000) nothing else lengthens it.
+    assert span >= (1200 - 1) / 250 * 0.95

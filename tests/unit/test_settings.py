@@ -12,7 +12,7 @@ from include.birthdays.settings import Settings, SettingsError
 
 def test_defaults_when_no_variable_is_set() -> None:
     settings = Settings.from_variables(lambda name: None)
-    assert settings == Settings(time(9, 0), Feb29Rule.FEB28, "UTC", 500, 48, 30, 100, 15, 10, 120, 600)
+    assert settings == Settings(time(9, 0), Feb29Rule.FEB28, "UTC", 2000, 48, 30, 500, 15, 10, 120, 600)
 
 
 def test_every_variable_overrides_its_default() -> None:

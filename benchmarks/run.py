@@ -1,0 +1,414 @@
+"""The benchmark suite: ``python -m benchmarks.run [--quick]`` (``make bench``, ``make bench-quick``).
+
+Measures planning over a large user table, the send throughput of one send task against a bare client at
+the same number in flight, a send task's peak memory for 1x and 10x the batch size, and the release of one
+instant's rows through the real hourly DAG on real Airflow services. Prints a table, writes
+``benchmarks/results/latest.json`` and ends with one line ``RESULT key=value ...``.
+
+Each figure is measured in the same run as its reference, so ratios hold on a noisy machine. Everything
+runs in its own databases (``birthday_bench``, ``airflow_bench``) on the embedded PostgreSQL under
+``.local/postgres-bench`` or on the server named by ``BIRTHDAY_POSTGRES_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+from benchmarks.sql import load_sql
+from benchmarks.users import busiest_window, copy_users
+from include.birthdays.migrations import apply_migrations
+from include.birthdays.planning import ReleaseBatch, plan_window
+from include.birthdays.settings import Settings
+from tools import local_postgres
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+RESULTS_FILE = PROJECT_DIR / "benchmarks" / "results" / "latest.json"
+APP_DATABASE = "birthday_bench"
+AIRFLOW_DATABASE = "airflow_bench"
+DAG_ID = "birthday_notifications"
+RECEIVER_LATENCY_SECONDS = 0.1
+PLAN_REPEATS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How big each measurement is; ``send_rows`` is 10x ``batch_size`` (the 10x memory run)."""
+
+    plan_small: int
+    plan_large: int
+    batch_size: int
+    in_flight: int
+    dag_rows: int
+
+    @property
+    def send_rows(self) -> int:
+        return 10 * self.batch_size
+
+
+FULL = Sizes(plan_small=1_000_000, plan_large=10_000_000, batch_size=2000, in_flight=500, dag_rows=10_000)
+QUICK = Sizes(plan_small=100_000, plan_large=1_000_000, batch_size=2000, in_flight=500, dag_rows=10_000)
+# The test's size: the same code path in seconds, figures meaningless.
+TINY = Sizes(plan_small=1_000, plan_large=10_000, batch_size=20, in_flight=10, dag_rows=40)
+
+
+def label(count: int) -> str:
+    """1_000_000 -> '1m', 100_000 -> '100k', 40 -> '40'."""
+    for suffix, unit in (("m", 1_000_000), ("k", 1_000)):
+        if count >= unit and count % unit == 0:
+            return f"{count // unit}{suffix}"
+    return str(count)
+
+
+# --- databases ---------------------------------------------------------------------------------------------
+
+
+def fresh_database(server: str, name: str) -> str:
+    with closing(psycopg2.connect(server)) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return local_postgres.ensure_database(server, name)
+
+
+def execute(conn: Any, name: str, parameters: dict | None = None) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(load_sql(name), parameters)
+    conn.commit()
+
+
+def vacuum_analyze(conn: Any, table: str) -> None:
+    """Fresh statistics and a set visibility map after a bulk load, as autovacuum would leave them."""
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+    finally:
+        conn.autocommit = False
+
+
+# --- planning ----------------------------------------------------------------------------------------------
+
+
+def timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def time_planning(conn: Any, settings: Settings) -> tuple[float, int]:
+    """Median seconds to plan the busiest hour from scratch, and the rows it writes."""
+    window, _ = busiest_window(settings)
+    seconds = []
+    for _ in range(PLAN_REPEATS):
+        execute(conn, "reset_notifications")
+        seconds.append(timed(lambda: plan_window(conn, window, settings)))
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM notifications")
+        (rows,) = cursor.fetchone()
+    return statistics.median(seconds), rows
+
+
+def time_write_floor(conn: Any) -> float:
+    """Median seconds to insert the rows planning just wrote, with no planning: what no planner can beat."""
+    execute(conn, "keep_planned")
+    seconds = []
+    for _ in range(PLAN_REPEATS):
+        execute(conn, "reset_notifications")
+        seconds.append(timed(lambda: execute(conn, "write_planned")))
+    return statistics.median(seconds)
+
+
+def bench_planning(app_url: str, sizes: Sizes, settings: Settings) -> dict[str, Any]:
+    small, large = label(sizes.plan_small), label(sizes.plan_large)
+    window, share = busiest_window(settings)
+    with closing(psycopg2.connect(app_url)) as conn:
+        execute(conn, "reset")
+        copy_users(conn, 1, sizes.plan_small)
+        vacuum_analyze(conn, "users")
+        small_s, small_rows = time_planning(conn, settings)
+        small_floor = time_write_floor(conn)
+        # The same seeded users as a load of all of them at once: the generator seeds by id.
+        copy_users(conn, sizes.plan_small + 1, sizes.plan_large - sizes.plan_small)
+        vacuum_analyze(conn, "users")
+        large_s, large_rows = time_planning(conn, settings)
+        large_floor = time_write_floor(conn)
+    # The least ratio any planner could reach that kept the small run's cost and, at the large size, spent
+    # nothing beyond writing its rows: planned rows grow with users, and so does the time to write them.
+    floor_ratio = (small_s - small_floor + large_floor) / small_s
+    return {
+        "plan_window": f"{window.start.isoformat()}/{window.end.isoformat()}",
+        "plan_window_user_share": round(share, 3),
+        f"plan_s_{small}": small_s,
+        f"plan_s_{large}": large_s,
+        "plan_ratio": large_s / small_s,
+        f"plan_rows_{small}": small_rows,
+        f"plan_rows_{large}": large_rows,
+        f"plan_write_floor_s_{small}": small_floor,
+        f"plan_write_floor_s_{large}": large_floor,
+        "plan_ratio_floor": floor_ratio,
+    }
+
+
+# --- sending -----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def receiver_process(latency: float) -> Iterator[str]:
+    """The fixed-latency endpoint in its own process; yields its URL."""
+    from tests.real_services import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.receiver", str(port), str(latency)],
+                               stdout=subprocess.PIPE, text=True, cwd=PROJECT_DIR)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready", "receiver did not start"
+        yield f"http://127.0.0.1:{port}/hook"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def task_environment(app_url: str, receiver_url: str, sizes: Sizes, send_local_time: str) -> dict[str, str]:
+    """What a send task sees: both connections and every setting as ``AIRFLOW_VAR_`` variables."""
+    settings = dataclasses.replace(Settings(), batch_size=sizes.batch_size, max_in_flight=sizes.in_flight)
+    return {
+        **os.environ,
+        **{f"AIRFLOW_VAR_{name.upper()}": value for name, value in settings.as_variables().items()},
+        "AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME": send_local_time,
+        "AIRFLOW_CONN_BIRTHDAY_DB": local_postgres.airflow_connection(app_url),
+        "AIRFLOW_CONN_BIRTHDAY_WEBHOOK": json.dumps({"conn_type": "http", "host": receiver_url,
+                                                     "password": "whsec_" + "YmVuY2htYXJrLXNpZ25pbmcta2V5"}),
+        "PYTHONPATH": str(PROJECT_DIR),
+    }
+
+
+def run_send_task(environment: dict[str, str], mode: str, batch: ReleaseBatch, in_flight: int) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.send_task", mode, json.dumps(batch.to_json()), str(in_flight)],
+        env=environment, capture_output=True, text=True, cwd=PROJECT_DIR, check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"send task ({mode}) failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("BENCH "))
+
+
+def bench_sending(app_url: str, receiver_url: str, sizes: Sizes) -> dict[str, Any]:
+    """One send task with 1x the batch size, then the bare client and a send task with 10x, twice, interleaved.
+
+    Each side keeps its better run, so a burst of load from elsewhere on the machine hits both alike.
+    """
+    instant = (datetime.now(UTC) - timedelta(seconds=2)).replace(microsecond=0)
+    one_x, ten_x = sizes.batch_size, sizes.send_rows
+    with closing(psycopg2.connect(app_url)) as conn:
+        execute(conn, "reset")
+        execute(conn, "due_users", {"count": one_x + 2 * ten_x, "born": instant.date().replace(year=1990),
+                                    "send_at": instant, "occasion_date": instant.date()})
+        vacuum_analyze(conn, "notifications")
+    environment = task_environment(app_url, receiver_url, sizes, instant.strftime("%H:%M:%S"))
+    small_batch = ReleaseBatch(instant, 1, one_x, one_x)
+    # Two sets of 10x rows: a send task sends a row once; the bare client may post the same bodies again.
+    large_batches = [ReleaseBatch(instant, one_x + 1 + n * ten_x, one_x + (n + 1) * ten_x, ten_x) for n in (0, 1)]
+    pipeline_1x = run_send_task(environment, "pipeline", small_batch, sizes.in_flight)
+    bare, pipeline = [], []
+    for batch in large_batches:
+        bare.append(run_send_task(environment, "bare", batch, sizes.in_flight))
+        pipeline.append(run_send_task(environment, "pipeline", batch, sizes.in_flight))
+    for run, rows in ((pipeline_1x, one_x), *((run, ten_x) for run in bare + pipeline)):
+        if run["sent"] != rows:
+            raise RuntimeError(f"a send run delivered {run['sent']} of {rows} rows: {run}")
+    send_per_s = max(ten_x / run["seconds"] for run in pipeline)
+    ceiling_per_s = max(ten_x / run["seconds"] for run in bare)
+    peak_10x = max(run["peak_rss_mb"] for run in pipeline)
+    return {
+        "send_rows": ten_x,
+        "max_in_flight": sizes.in_flight,
+        "send_per_s": send_per_s,
+        "ceiling_per_s": ceiling_per_s,
+        "send_ratio": send_per_s / ceiling_per_s,
+        "send_peak_rss_mb_1x": pipeline_1x["peak_rss_mb"],
+        "send_peak_rss_mb_10x": peak_10x,
+        "send_rss_ratio": peak_10x / pipeline_1x["peak_rss_mb"],
+        "send_runs_s": {"bare": [run["seconds"] for run in bare], "pipeline": [run["seconds"] for run in pipeline],
+                        "pipeline_phases": [{key: run[key] for key in ("claim_s", "http_s", "record_s")}
+                                            for run in pipeline]},
+    }
+
+
+# --- the hourly DAG on real Airflow services ---------------------------------------------------------------
+
+
+def airflow_cli(environment: dict[str, str], *arguments: str, timeout: float = 120) -> None:
+    """Run an ``airflow`` command, again until it succeeds (a trigger fails until the DAG is parsed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run([sys.executable, "-m", "airflow", *arguments], env=environment,
+                                capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"airflow {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
+        time.sleep(2)
+
+
+def bench_dag(server: str, app_url: str, receiver_url: str, sizes: Sizes, lead_seconds: int) -> dict[str, Any]:
+    """Release ``dag_rows`` rows due at one instant through a triggered run of the hourly DAG.
+
+    The scheduler makes no runs of its own (``use_job_schedule`` off), so the triggered run is the only
+    one that plans and releases the instant.
+    """
+    from tests.real_services import airflow_services
+
+    metadata_url = fresh_database(server, AIRFLOW_DATABASE)
+    home = Path(tempfile.mkdtemp(prefix="birthday-bench-airflow-"))
+    environment = {
+        **task_environment(app_url, receiver_url, sizes, "09:00:00"),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": local_postgres.sqlalchemy_url(metadata_url),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_DIR / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    }
+    # The send time is set once the services are up: a Variable in the metadata database, not the environment.
+    del environment["AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME"]
+    environment["AIRFLOW_VAR_BIRTHDAY_RELEASE_LEAD_SECONDS"] = str(lead_seconds)
+    with airflow_services(environment, home):
+        instant = (datetime.now(UTC) + timedelta(seconds=lead_seconds + 45)).replace(microsecond=0)
+        with closing(psycopg2.connect(app_url)) as conn:
+            execute(conn, "reset")
+            execute(conn, "due_users", {"count": sizes.dag_rows, "born": instant.date().replace(year=1990),
+                                        "send_at": instant, "occasion_date": instant.date()})
+            # Planning upserts these rows; they only stand in for users whose instant is the benchmark's.
+            execute(conn, "reset_notifications")
+        airflow_cli(environment, "variables", "set", "birthday_send_local_time", instant.strftime("%H:%M:%S"))
+        # Any moment of the hour before the instant anchors the run that owns it.
+        airflow_cli(environment, "dags", "trigger", DAG_ID, "--logical-date",
+                    (instant - timedelta(hours=1, microseconds=-1)).isoformat())
+        deadline = instant + timedelta(seconds=120)
+        with closing(psycopg2.connect(app_url)) as conn:
+            conn.autocommit = True
+            while True:
+                with conn.cursor() as cursor:
+                    cursor.execute(load_sql("delivery_outcome"), {"instant": instant})
+                    sent, drain_s = cursor.fetchone()
+                if sent >= sizes.dag_rows or datetime.now(UTC) > deadline:
+                    break
+                time.sleep(0.5)
+            with conn.cursor() as cursor:
+                cursor.execute(load_sql("batch_lateness"), {"instant": instant})
+                lateness = [row[0] for row in cursor.fetchall()]
+        # Let the last send tasks report success before the services stop.
+        time.sleep(3)
+    if sent != sizes.dag_rows:
+        raise RuntimeError(f"the hourly DAG delivered {sent} of {sizes.dag_rows} rows within 120 s; logs in {home}")
+    with closing(psycopg2.connect(metadata_url)) as metadata, metadata.cursor() as cursor:
+        cursor.execute(load_sql("triggered_run"), {"dag_id": DAG_ID})
+        (run_id,) = cursor.fetchone()
+        cursor.execute(load_sql("run_task_instances"), {"dag_id": DAG_ID, "run_id": run_id})
+        (task_instances,) = cursor.fetchone()
+    return {
+        "dag_rows": sizes.dag_rows,
+        "dag_batches": len(lateness),
+        "first_request_lateness_p99_s": percentile(lateness, 0.99),
+        "first_request_lateness_max_s": max(lateness),
+        f"drain_{label(sizes.dag_rows)}_s": drain_s,
+        "task_instances_per_10k": task_instances * 10_000 / sizes.dag_rows,
+    }
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile (with 5 batches, the 99th is the latest batch)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+# --- report ------------------------------------------------------------------------------------------------
+
+
+def targets(figures: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, bool]]:
+    large = label(sizes.plan_large)
+    return [
+        ("send_ratio", ">= 0.6", figures["send_ratio"] >= 0.6),
+        ("first_request_lateness_p99_s", "<= 1.0", figures["first_request_lateness_p99_s"] <= 1.0),
+        (f"drain_{label(sizes.dag_rows)}_s", "<= 10", figures[f"drain_{label(sizes.dag_rows)}_s"] <= 10),
+        (f"plan_s_{large}", "<= 2", figures[f"plan_s_{large}"] <= 2),
+        ("plan_ratio", "<= 2", figures["plan_ratio"] <= 2),
+        ("task_instances_per_10k", "<= 50", figures["task_instances_per_10k"] <= 50),
+        ("send_peak_rss_mb_10x", "<= 1.2 x send_peak_rss_mb_1x",
+         figures["send_peak_rss_mb_10x"] <= 1.2 * figures["send_peak_rss_mb_1x"]),
+    ]
+
+
+def formatted(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def report(figures: dict[str, Any], checks: list[tuple[str, str, bool]]) -> str:
+    verdicts = {name: (target, ok) for name, target, ok in checks}
+    width = max(map(len, figures))
+    lines = [f"{'figure':<{width}}  {'value':>12}  target"]
+    for name, value in figures.items():
+        target, ok = verdicts.get(name, ("", None))
+        verdict = "" if ok is None else f"{target:<30} {'PASS' if ok else 'MISS'}"
+        lines.append(f"{name:<{width}}  {formatted(value):>12}  {verdict}")
+    lines.append("RESULT " + " ".join(f"{name}={formatted(value)}" for name, value in figures.items()
+                                      if isinstance(value, int | float)))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="100k and 1M users for planning; under 3 minutes")
+    mode.add_argument("--tiny", action="store_true", help="tiny sizes: the code path only (used by a test)")
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE)
+    arguments = parser.parse_args(argv)
+    sizes = TINY if arguments.tiny else QUICK if arguments.quick else FULL
+
+    started = time.monotonic()
+    server = local_postgres.server_url(local_postgres.LOCAL_DIR / "postgres-bench")
+    app_url = fresh_database(server, APP_DATABASE)
+    with closing(psycopg2.connect(app_url)) as conn:
+        apply_migrations(conn)
+    settings = Settings()
+    figures: dict[str, Any] = {"mode": "tiny" if arguments.tiny else "quick" if arguments.quick else "full"}
+    print(f"planning over {sizes.plan_small:,} and {sizes.plan_large:,} users ...", flush=True)
+    figures |= bench_planning(app_url, sizes, settings)
+    with receiver_process(RECEIVER_LATENCY_SECONDS) as receiver_url:
+        print(f"sending {sizes.send_rows:,} rows at {sizes.in_flight} in flight ...", flush=True)
+        figures |= bench_sending(app_url, receiver_url, sizes)
+        print(f"releasing {sizes.dag_rows:,} rows through the hourly DAG on real Airflow services ...", flush=True)
+        figures |= bench_dag(server, app_url, receiver_url, sizes, lead_seconds=20 if arguments.tiny else 30)
+    figures["wall_s"] = time.monotonic() - started
+    checks = targets(figures, sizes)
+    figures_json = {**figures, "targets": {name: {"target": target, "met": ok} for name, target, ok in checks}}
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(json.dumps(figures_json, indent=2, default=str) + "\n", encoding="utf-8")
+    print(report(figures, checks), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

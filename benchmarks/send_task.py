@@ -1,0 +1,106 @@
+"""One send task in its own process, so its peak memory and its throughput are its own.
+
+    python -m benchmarks.send_task pipeline|bare BATCH_JSON IN_FLIGHT
+
+``pipeline`` runs the body of the DAG's ``send_batch`` task (``runtime.send_batch``: claim, re-check, HTTP
+through the provider's hook, attempt rows, status updates) on connections ``birthday_db`` and
+``birthday_webhook`` from the environment. ``bare`` is the reference: the same signed bodies for the same
+rows, built before the clock starts, posted by a plain aiohttp client with IN_FLIGHT workers and nothing
+recorded. Prints one line ``BENCH {json}`` with the rows sent, the seconds and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+from contextlib import closing
+
+import aiohttp
+
+from benchmarks.sql import load_sql
+
+DB_CONN_ID = "birthday_db"
+WEBHOOK_CONN_ID = "birthday_webhook"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def run_pipeline(batch: dict) -> dict:
+    # A task process has Airflow and the providers loaded before its task body starts: so here, off the clock.
+    import airflow.providers.http.hooks.http  # noqa: F401
+    import airflow.providers.postgres.hooks.postgres  # noqa: F401
+    import airflow.sdk  # noqa: F401
+
+    from include.birthdays import delivery, runtime
+
+    # Where the time goes: the HTTP part is delivery._send_all; before it the claim, after it the record.
+    phases: dict[str, float] = {}
+    send_all = delivery._send_all
+
+    async def timed_send_all(*arguments: object, **keywords: object) -> object:
+        phases["send_started"] = time.perf_counter()
+        try:
+            return await send_all(*arguments, **keywords)  # type: ignore[arg-type]
+        finally:
+            phases["send_finished"] = time.perf_counter()
+
+    delivery._send_all = timed_send_all  # type: ignore[assignment]
+    started = time.perf_counter()
+    outcome = runtime.send_batch(batch, DB_CONN_ID, WEBHOOK_CONN_ID, from_sweep=False)
+    finished = time.perf_counter()
+    return {"sent": outcome["sent"], "seconds": finished - started,
+            "claim_s": phases["send_started"] - started, "http_s": phases["send_finished"] - phases["send_started"],
+            "record_s": finished - phases["send_finished"]}
+
+
+def run_bare(batch: dict, in_flight: int) -> dict:
+    from airflow.providers.http.hooks.http import HttpAsyncHook
+
+    from include.birthdays import runtime
+    from include.birthdays.planning import OCCASION
+    from include.birthdays.webhooks import request_body, request_headers
+
+    connection = HttpAsyncHook.get_connection(WEBHOOK_CONN_ID)
+    with closing(runtime.open_database(DB_CONN_ID)) as conn, conn.cursor() as cursor:
+        cursor.execute(load_sql("batch_bodies"), batch)
+        rows = cursor.fetchall()
+    now = int(time.time())
+    requests = []
+    for notification_id, user_id, first_name, last_name, occasion_date, webhook_id in rows:
+        body = request_body(notification_id, user_id, first_name, last_name, OCCASION, occasion_date)
+        requests.append((body, request_headers(str(webhook_id), now, body, connection.password or None)))
+
+    async def post_all() -> int:
+        pending = iter(requests)
+        ok = 0
+
+        async def worker(session: aiohttp.ClientSession) -> None:
+            nonlocal ok
+            for body, headers in pending:
+                async with session.post(str(connection.host), data=body, headers=headers) as response:
+                    await response.read()
+                    ok += response.status == 200
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight)) as session:
+            await asyncio.gather(*(worker(session) for _ in range(in_flight)))
+        return ok
+
+    started = time.perf_counter()
+    sent = asyncio.run(post_all())
+    return {"sent": sent, "seconds": time.perf_counter() - started}
+
+
+def main(mode: str, batch_json: str, in_flight: str) -> None:
+    batch = json.loads(batch_json)
+    figures = run_pipeline(batch) if mode == "pipeline" else run_bare(batch, int(in_flight))
+    print("BENCH " + json.dumps({**figures, "peak_rss_mb": peak_rss_mb(), "pid": os.getpid()}), flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

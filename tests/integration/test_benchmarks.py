@@ -1,0 +1,46 @@
+"""``make bench-quick``'s code path on tiny sizes, so the benchmarks cannot rot; no time is asserted.
+
+It runs the whole suite (planning over seeded users loaded with COPY, the send task against the bare
+client, the hourly DAG on real Airflow services) in its own databases on the test server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tools.local_postgres import database_url
+
+REQUIRED_KEYS = [
+    "plan_s_1k", "plan_s_10k", "plan_ratio", "send_per_s", "ceiling_per_s", "send_ratio",
+    "first_request_lateness_p99_s", "drain_40_s", "task_instances_per_10k", "send_peak_rss_mb_1x",
+    "send_peak_rss_mb_10x",
+]
+
+
+def test_the_benchmark_suite_runs_on_tiny_sizes_and_reports_every_figure(tmp_path) -> None:
+    output = tmp_path / "latest.json"
+    server = database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--tiny", "--output", str(output)],
+        env={**os.environ, "BIRTHDAY_POSTGRES_URL": server}, capture_output=True, text=True, timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    result_line = result.stdout.strip().splitlines()[-1]
+    assert result_line.startswith("RESULT ")
+    reported = dict(pair.split("=", 1) for pair in result_line.removeprefix("RESULT ").split())
+    assert set(REQUIRED_KEYS) <= set(reported)
+    figures = json.loads(output.read_text(encoding="utf-8"))
+    assert figures["mode"] == "tiny"
+    for name in REQUIRED_KEYS:
+        assert float(reported[name]) == pytest.approx(figures[name], rel=1e-3, abs=1e-3), name
+    # Every target is judged, met or not: the verdicts are the benchmark's output, not this test's.
+    assert len(figures["targets"]) == 7
+    # 40 rows in batches of 20: a plan task and a sensor and a send task per batch.
+    assert figures["task_instances_per_10k"] == 5 * 10_000 / 40
