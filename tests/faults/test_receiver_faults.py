@@ -104,7 +104,9 @@ def test_receiver_slower_than_the_timeout(db, webhook, sweep_dag, fast_retries, 
     record_case("receiver slower than the 1 s timeout for 10 %", ledger, time.monotonic() - started,
                 f"{runs} sweep run(s); each duplicate is a timed-out request the receiver still got")
     assert (ledger.delivered, ledger.lost) == (COHORT, 0)
-    assert ledger.duplicates == ledger.timed_out_attempts == len(slow)
+    # Every slow first try timed out and was retried. Under load a fast request can time out as well, before
+    # or after the receiver got it, so duplicates lie between the slow users and the timed-out attempts.
+    assert len(slow) <= ledger.duplicates <= ledger.timed_out_attempts
 
 
 def test_rate_limits_refusals_and_random_server_errors(db, webhook, sweep_dag, fast_retries, monkeypatch) -> None:
