@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, closing
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -83,16 +84,24 @@ class ClaimedRow:
     first_name: str
     last_name: str
     timezone: str | None
-    dates: dict[str, date | None]  # every occasion's date of the user, by users column
+    dates: tuple[date | None, ...]  # every occasion's date of the user, in ``occasions.date_columns()`` order
 
     @classmethod
     def from_claim(cls, row: tuple) -> ClaimedRow:
-        """A row of deliver/claim.sql: the fixed columns, then ``occasions.date_columns()``."""
-        return cls(*row[:10], dates=source_dates(row[10:]))
+        """A row of deliver/claim.sql: the fixed columns, then ``occasions.date_columns()``.
+
+        The occasion and the zone repeat across a batch: one shared string each instead of one per row.
+        """
+        (notification_id, user_id, occasion, occasion_date, send_at, webhook_id, attempts, first_name, last_name,
+         timezone) = row[:10]
+        return cls(notification_id, user_id, occasion_named(occasion).name, occasion_date, send_at, webhook_id,
+                   attempts, first_name, last_name, None if timezone is None else sys.intern(timezone),
+                   tuple(row[10:]))
 
     def user(self) -> User:
-        return User(self.user_id, self.dates["birthday"], self.timezone, self.first_name, self.last_name,
-                    other_dates=self.dates)
+        dates = source_dates(self.dates)
+        return User(self.user_id, dates["birthday"], self.timezone, self.first_name, self.last_name,
+                    other_dates=dates)
 
 
 # Slots: a send task holds one per row of its batch, so their size is the task's memory per row.
@@ -146,11 +155,23 @@ def deliver_batch(
     claim_token = uuid.uuid4()
     with conn.cursor() as cursor:
         claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()])
-        cursor.execute(claim, _claim_parameters(batch, claim_token, settings, clock(), grace))
-        # Row by row: a list of the raw rows beside the ClaimedRows would add a tuple per row to the peak.
-        claimed = [ClaimedRow.from_claim(row) for row in cursor]
+        claimed = [ClaimedRow.from_claim(row)
+                   for row in _rows_of(cursor, claim, _claim_parameters(batch, claim_token, settings, clock(), grace))]
     return deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, reconnect,
                            task)
+
+
+def _rows_of(cursor: Any, statement: str, parameters: dict) -> Iterator[tuple]:
+    """The rows ``statement`` returns, one at a time where the driver can stream them.
+
+    psycopg 3 (PostgresHook's driver) streams, so the whole raw result never sits in memory beside the
+    objects built from it; psycopg2 fetches the result at once.
+    """
+    if isinstance(cursor, psycopg.Cursor):
+        yield from cursor.stream(statement, parameters)
+    else:
+        cursor.execute(statement, parameters)
+        yield from cursor
 
 
 def deliver_claimed(
