@@ -79,14 +79,6 @@ def label(count: int) -> str:
 # --- databases ---------------------------------------------------------------------------------------------
 
 
-def fresh_database(server: str, name: str) -> str:
-    with closing(psycopg2.connect(server)) as conn:
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    return local_postgres.ensure_database(server, name)
-
-
 def execute(conn: Any, name: str, parameters: dict | None = None) -> None:
     with conn.cursor() as cursor:
         cursor.execute(load_sql(name), parameters)
@@ -255,28 +247,15 @@ def bench_sending(app_url: str, receiver_url: str, sizes: Sizes) -> dict[str, An
 # --- the hourly DAG on real Airflow services ---------------------------------------------------------------
 
 
-def airflow_cli(environment: dict[str, str], *arguments: str, timeout: float = 120) -> None:
-    """Run an ``airflow`` command, again until it succeeds (a trigger fails until the DAG is parsed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = subprocess.run([sys.executable, "-m", "airflow", *arguments], env=environment,
-                                capture_output=True, text=True, check=False)
-        if result.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"airflow {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
-        time.sleep(2)
-
-
 def bench_dag(server: str, app_url: str, receiver_url: str, sizes: Sizes, lead_seconds: int) -> dict[str, Any]:
     """Release ``dag_rows`` rows due at one instant through a triggered run of the hourly DAG.
 
     The scheduler makes no runs of its own (``use_job_schedule`` off), so the triggered run is the only
     one that plans and releases the instant.
     """
-    from tests.real_services import airflow_services
+    from tests.real_services import airflow_cli, airflow_services
 
-    metadata_url = fresh_database(server, AIRFLOW_DATABASE)
+    metadata_url = local_postgres.fresh_database(server, AIRFLOW_DATABASE)
     home = Path(tempfile.mkdtemp(prefix="birthday-bench-airflow-"))
     environment = {
         **task_environment(app_url, receiver_url, sizes, "09:00:00"),
@@ -389,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     server = local_postgres.server_url(local_postgres.LOCAL_DIR / "postgres-bench")
-    app_url = fresh_database(server, APP_DATABASE)
+    app_url = local_postgres.fresh_database(server, APP_DATABASE)
     with closing(psycopg2.connect(app_url)) as conn:
         apply_migrations(conn)
     settings = Settings()

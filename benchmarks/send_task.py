@@ -63,7 +63,7 @@ def run_bare(batch: dict, in_flight: int) -> dict:
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
     from include.birthdays import runtime
-    from include.birthdays.planning import OCCASION
+    from include.birthdays.occasions import BIRTHDAY
     from include.birthdays.webhooks import request_body, request_headers
 
     connection = HttpAsyncHook.get_connection(WEBHOOK_CONN_ID)
@@ -73,7 +73,7 @@ def run_bare(batch: dict, in_flight: int) -> dict:
     now = int(time.time())
     requests = []
     for notification_id, user_id, first_name, last_name, occasion_date, webhook_id in rows:
-        body = request_body(notification_id, user_id, first_name, last_name, OCCASION, occasion_date)
+        body = request_body(notification_id, user_id, first_name, last_name, BIRTHDAY.name, occasion_date)
         requests.append((body, request_headers(str(webhook_id), now, body, connection.password or None)))
 
     async def post_all() -> int:

@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from tools import local_postgres
 
     server = local_postgres.server_url(local_postgres.LOCAL_DIR / "postgres-test")
-    app_url = fresh_database(server, APP_DATABASE)
+    app_url = local_postgres.fresh_database(server, APP_DATABASE)
     airflow_url = local_postgres.ensure_database(server, AIRFLOW_DATABASE)
     airflow_home = Path(tempfile.mkdtemp(prefix="birthday-airflow-home-"))
     os.environ.update(
@@ -50,23 +50,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if migrate.returncode != 0:
         raise pytest.UsageError(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
-
-
-def fresh_database(server: str, name: str) -> str:
-    """Drop ``name`` on the server of ``server`` if it exists, create it empty and return its URL."""
-    import psycopg2
-    from psycopg2 import sql
-
-    from tools import local_postgres
-
-    conn = psycopg2.connect(server)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    finally:
-        conn.close()
-    return local_postgres.ensure_database(server, name)
 
 
 def insert_users(db: Any, users: Any) -> None:

@@ -49,6 +49,19 @@ def redis_url() -> str:
     return url
 
 
+def airflow_cli(environment: dict[str, str], *arguments: str, timeout: float = 120) -> None:
+    """Run an ``airflow`` command, again until it succeeds (a trigger fails until the DAG is parsed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run([sys.executable, "-m", "airflow", *arguments], env=environment,
+                                capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"airflow {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
+        time.sleep(2)
+
+
 class AirflowServices:
     """The running services by name ("scheduler", "triggerer", ...): signal one, or stop and start it again."""
 
@@ -69,19 +82,13 @@ class AirflowServices:
                 env=environment, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
-    def pid(self, name: str) -> int:
-        return self._processes[name].pid
-
     def signal(self, name: str, sent: int, *, whole_group: bool = True) -> None:
         """Send ``sent`` to ``name``, with its children (its process group) unless ``whole_group`` is false."""
         process = self._processes[name]
-        try:
-            if whole_group:
-                os.killpg(process.pid, sent)
-            else:
-                process.send_signal(sent)
-        except ProcessLookupError:
-            pass
+        if whole_group:
+            _signal_group(process, sent)
+        else:
+            process.send_signal(sent)
 
     def wait(self, name: str, timeout: float) -> int:
         """Wait until ``name`` exits; its exit code."""

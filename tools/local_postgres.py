@@ -83,6 +83,18 @@ def ensure_database(url: str, database: str) -> str:
     return database_url(url, database)
 
 
+def fresh_database(url: str, database: str) -> str:
+    """Drop ``database`` on the server of ``url`` if it exists, create it empty and return its URL."""
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    finally:
+        conn.close()
+    return ensure_database(url, database)
+
+
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy form of a libpq URL, for Airflow's metadata database."""
     return "postgresql+psycopg2://" + url.split("://", 1)[1]

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from include.birthdays.occasions import BIRTHDAY, OCCASIONS, Occasion, occasion_names
 from include.birthdays.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
@@ -20,9 +21,6 @@ from include.birthdays.settings import Settings
 from include.birthdays.sql import compose, load_sql
 from include.birthdays.timezones import load_zone, zone_names
 
-# The birthday occasion's name, for callers that plan or send birthdays only (benchmarks); the registry
-# in ``occasions`` holds every occasion.
-OCCASION = BIRTHDAY.name
 SCHEDULED = "scheduled"
 INVALID = "invalid"
 
@@ -111,6 +109,11 @@ class PlannedNotification:
     occasion: str = BIRTHDAY.name
 
 
+def planning_zone(timezone: str | None, settings: Settings) -> ZoneInfo:
+    """The zone a user's instants are computed in: their own, or the default zone when it is NULL or unknown."""
+    return load_zone(timezone if timezone is not None and timezone in zone_names() else settings.default_timezone)
+
+
 def plan_occasion(
     user: User, year: int, settings: Settings, occasion: Occasion = BIRTHDAY
 ) -> tuple[datetime, PlannedNotification]:
@@ -120,8 +123,7 @@ def plan_occasion(
     invalid row has no send instant and carries the reason (upsert_notifications.sql applies the same checks
     in the same order).
     """
-    known = user.timezone is None or user.timezone in zone_names()
-    zone = load_zone(user.timezone if known and user.timezone is not None else settings.default_timezone)
+    zone = planning_zone(user.timezone, settings)
     source = user.date_for(occasion)
     if source is None:
         raise ValueError(f"user {user.id} has no {occasion.date_column}: no {occasion.name} to plan")

@@ -11,10 +11,9 @@ from typing import Any
 from urllib.parse import quote
 
 from include.birthdays.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
-from include.birthdays.planning import PlannedNotification, User, Window, plan_occasion
+from include.birthdays.planning import PlannedNotification, User, Window, plan_occasion, planning_zone
 from include.birthdays.settings import Settings
 from include.birthdays.sql import compose, load_sql
-from include.birthdays.timezones import load_zone, zone_names
 
 STATUSES = ("scheduled", "sending", "sent", "failed", "expired", "invalid", "cancelled")
 
@@ -121,7 +120,7 @@ def user_report(conn: Any, user_id: int, settings: Settings, now: datetime) -> d
         if nxt is None:
             continue
         planned_row = by_key.get((occasion.name, nxt.occasion_date))
-        zone = load_zone(user.timezone if user.timezone in zone_names() else settings.default_timezone)
+        zone = planning_zone(user.timezone, settings)
         upcoming.append({
             "occasion": occasion.name, "occasion_date": nxt.occasion_date.isoformat(), "status": nxt.status,
             "reason": nxt.reason, "send_at_utc": _iso(nxt.send_at),

@@ -29,7 +29,6 @@ from typing import Any
 import psycopg2
 import pytest
 
-from tests.conftest import fresh_database
 from tests.faults.ledger import Ledger, ledger_of, record_case
 from tests.real_services import AirflowServices, airflow_services
 from tests.webhook_receiver import Answer, ReceivedRequest, WebhookReceiver
@@ -187,7 +186,7 @@ def application_server() -> Iterator[tuple[str, Callable[[], None]]]:
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
 
     try:
-        yield fresh_database(server.get_uri(), "birthday_faults"), restart
+        yield local_postgres.fresh_database(server.get_uri(), "birthday_faults"), restart
     finally:
         server.cleanup()
 
@@ -199,8 +198,8 @@ def pipeline(tmp_path, webhook, application_server) -> Iterator[Pipeline]:
     app_url, _ = application_server
     app = psycopg2.connect(app_url)
     apply_migrations(app)
-    metadata_url = fresh_database(local_postgres.database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"),
-                                  "airflow_faults")
+    metadata_url = local_postgres.fresh_database(
+        local_postgres.database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"), "airflow_faults")
     variables_file = tmp_path / "variables.json"
     write_variables(variables_file, batch_size=str(BATCH_SIZE), lease_seconds=str(LEASE_SECONDS),
                     release_lead_seconds=str(RELEASE_LEAD_SECONDS), send_local_time="09:00:00")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.faults.ledger import Ledger, ledger_of, record_case
+from tests.faults.ledger import ledger_of, record_case
 from tests.webhook_receiver import Answer, ReceivedRequest
 
 COHORT = 1200

@@ -8,8 +8,6 @@ workers share the batches. What the receiver got is the verdict.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -18,9 +16,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.conftest import WEBHOOK_SECRET, fresh_database
-from tests.real_services import airflow_services, redis_url
-from tools.local_postgres import database_url, sqlalchemy_url
+from tests.conftest import WEBHOOK_SECRET
+from tests.real_services import airflow_cli, airflow_services, redis_url
+from tools.local_postgres import database_url, fresh_database, sqlalchemy_url
 
 HOURLY_USERS = range(1, 9)  # four batches of two, due ahead
 OVERDUE_USERS = range(101, 103)  # at UTC+1: the same local time came an hour ago
@@ -36,18 +34,6 @@ def assert_logs_hold_no_personal_data_or_secrets(log_dir: Path, born: date) -> N
     for forbidden in (*NAME, born.isoformat(), "it's your birthday", secret_key):
         leaks = [str(path) for path, text in logs.items() if forbidden in text]
         assert not leaks, f"{forbidden!r} appears in {leaks}"
-
-
-def trigger(environment: dict[str, str], *arguments: str, timeout: float = 120) -> None:
-    """Trigger a DAG run once the dag-processor has parsed the DAG."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = subprocess.run([sys.executable, "-m", "airflow", "dags", "trigger", *arguments], env=environment,
-                                capture_output=True, text=True, check=False)
-        if result.returncode == 0:
-            return
-        assert time.monotonic() < deadline, result.stderr[-2000:]
-        time.sleep(3)
 
 
 @pytest.mark.parametrize("executor", ["LocalExecutor", "CeleryExecutor"])
@@ -85,11 +71,12 @@ def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook,
         }
 
     with airflow_services(environment, tmp_path, celery_workers=2 if celery else 0):
-        trigger(environment, "birthday_sweep")
+        airflow_cli(environment, "dags", "trigger", "birthday_sweep")
         # Any moment of the hour before the instant anchors the run that owns it; off the whole hour, so the
         # scheduler's own run for that hour (created when the services start) does not clash with it.
         hourly_logical_date = instant - timedelta(hours=1, microseconds=-1)
-        trigger(environment, "birthday_notifications", "--logical-date", hourly_logical_date.isoformat())
+        airflow_cli(environment, "dags", "trigger", "birthday_notifications", "--logical-date",
+                    hourly_logical_date.isoformat())
         expected = len(HOURLY_USERS) + len(OVERDUE_USERS)
         deadline = instant.timestamp() + 120
         while len(webhook.requests) < expected and time.time() < deadline:
