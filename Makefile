@@ -33,8 +33,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
+# The lock first, then the project itself as the package birthday_pipeline (editable, so edits under include/
+# apply at once; --no-deps, so the lock's versions stay exactly as they are).
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	touch $@
 
 $(VENV)/.test: requirements-test.txt $(VENV)/.runtime

@@ -33,9 +33,9 @@ from psycopg2 import sql
 
 from benchmarks.sql import load_sql
 from benchmarks.users import busiest_window, copy_users
-from include.birthdays.migrations import apply_migrations
-from include.birthdays.planning import ReleaseBatch, plan_window
-from include.birthdays.settings import Settings
+from birthday_pipeline.migrations import apply_migrations
+from birthday_pipeline.planning import ReleaseBatch, plan_window
+from birthday_pipeline.settings import Settings
 from tools import local_postgres
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -37,7 +37,7 @@ def run_pipeline(batch: dict) -> dict:
     import airflow.providers.postgres.hooks.postgres  # noqa: F401
     import airflow.sdk  # noqa: F401
 
-    from include.birthdays import delivery, runtime
+    from birthday_pipeline import delivery, runtime
 
     # Where the time goes: the HTTP part is delivery._send_all; before it the claim, after it the record.
     phases: dict[str, float] = {}
@@ -62,9 +62,9 @@ def run_pipeline(batch: dict) -> dict:
 def run_bare(batch: dict, in_flight: int) -> dict:
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
-    from include.birthdays import runtime
-    from include.birthdays.occasions import BIRTHDAY
-    from include.birthdays.webhooks import request_body, request_headers
+    from birthday_pipeline import runtime
+    from birthday_pipeline.occasions import BIRTHDAY
+    from birthday_pipeline.webhooks import request_body, request_headers
 
     connection = HttpAsyncHook.get_connection(WEBHOOK_CONN_ID)
     with closing(runtime.open_database(DB_CONN_ID)) as conn, conn.cursor() as cursor:

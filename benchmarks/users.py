@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from include.birthdays.planning import Window, window_slots
-from include.birthdays.settings import Settings
+from birthday_pipeline.planning import Window, window_slots
+from birthday_pipeline.settings import Settings
 
 SEED = 20261215
 # Zone (None: no zone set) and its share of users, in per mille.

@@ -19,7 +19,7 @@ waits in-process for the exact instant, claims the batch's rows and POSTs them t
 `birthday_webhook` (at most `birthday_max_in_flight` at once). Rows that fail retryably make the task fail
 after recording them; Airflow retries it 5 s later (3 retries) and a retry sends only what is not sent.
 
-Every occasion of the registry (`include/birthdays/occasions.py`: birthdays and work anniversaries) is
+Every occasion of the registry (`include/birthday_pipeline/occasions.py`: birthdays and work anniversaries) is
 planned and released by the same tasks; a user with both on one day gets two messages with two webhook-ids.
 Task `summarize` runs last, whatever happened before it, and logs one line per occasion: how many
 notifications the window holds in each status. It is a teardown, so it never turns a failed run green.
@@ -57,7 +57,7 @@ BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
 def birthday_notifications() -> None:
     @task
     def plan(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
-        from include.birthdays import runtime
+        from birthday_pipeline import runtime
 
         context = get_current_context()
         return runtime.plan_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
@@ -65,7 +65,7 @@ def birthday_notifications() -> None:
     @task
     def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,
                    webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
-        from include.birthdays import runtime
+        from birthday_pipeline import runtime
 
         return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=False)
 
@@ -76,7 +76,7 @@ def birthday_notifications() -> None:
 
     @teardown
     def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
-        from include.birthdays import runtime
+        from birthday_pipeline import runtime
 
         context = get_current_context()
         return runtime.summarize_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)

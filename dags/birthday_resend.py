@@ -27,7 +27,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.birthdays.occasions import occasion_names
+from birthday_pipeline.occasions import occasion_names
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
 BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
@@ -57,7 +57,7 @@ BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
 def birthday_resend() -> None:
     @task
     def resend(db_conn_id: str = BIRTHDAY_DB_CONN_ID, webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
-        from include.birthdays import runtime
+        from birthday_pipeline import runtime
 
         context = get_current_context()
         return runtime.resend(dict(context["params"]), context["dag_run"].run_after, db_conn_id, webhook_conn_id)

@@ -43,7 +43,7 @@ BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
 def birthday_sweep() -> None:
     @task
     def find_due(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
-        from include.birthdays import runtime
+        from birthday_pipeline import runtime
 
         context = get_current_context()
         return runtime.sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
@@ -51,13 +51,13 @@ def birthday_sweep() -> None:
     @task
     def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,
                    webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
-        from include.birthdays import runtime
+        from birthday_pipeline import runtime
 
         return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True)
 
     @teardown
     def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
-        from include.birthdays import runtime
+        from birthday_pipeline import runtime
 
         context = get_current_context()
         return runtime.summarize_sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)

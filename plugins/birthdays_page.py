@@ -5,7 +5,7 @@ API it reads, documented at ``/birthdays/docs`` and ``/birthdays/openapi.json``)
 UI's navigation. Every route requires a logged-in Airflow user (the API server's JWT, as a bearer token or
 the UI's session cookie); the page itself sends a visitor without a session to Airflow's login.
 
-The figures come from ``include.birthdays.report`` over connection ``birthday_db``.
+The figures come from ``birthday_pipeline.report`` over connection ``birthday_db``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ app = FastAPI(
 
 
 def _database() -> Iterator[Any]:
-    from include.birthdays.runtime import open_database
+    from birthday_pipeline.runtime import open_database
 
     with closing(open_database(BIRTHDAY_DB_CONN_ID)) as conn:
         yield conn
@@ -47,7 +47,7 @@ def _database() -> Iterator[Any]:
 def _settings() -> Any:
     from airflow.models import Variable
 
-    from include.birthdays.settings import Settings
+    from birthday_pipeline.settings import Settings
 
     return Settings.from_variables(lambda name: Variable.get(name, default_var=None))
 
@@ -69,7 +69,7 @@ def day(
 ) -> dict[str, Any]:
     """Counts per occasion and status, lateness of each delivery (seconds), deliveries per UTC hour, and the
     failed, invalid and expired notifications with their reason, attempts, last error and task log link."""
-    from include.birthdays.report import day_report
+    from birthday_pipeline.report import day_report
 
     return day_report(conn, day or datetime.now(UTC).date())
 
@@ -77,7 +77,7 @@ def day(
 @app.get("/api/users/{user_id}", dependencies=[Depends(get_user)], summary="One user's notifications")
 def user(user_id: int, conn: Any = Depends(_database)) -> dict[str, Any]:
     """The user's next planned send per occasion (UTC and local) and their notifications, newest first."""
-    from include.birthdays.report import user_report
+    from birthday_pipeline.report import user_report
 
     found = user_report(conn, user_id, _settings(), datetime.now(UTC))
     if found is None:

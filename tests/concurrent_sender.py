@@ -15,9 +15,9 @@ from datetime import datetime
 
 import psycopg2
 
-from include.birthdays.delivery import deliver_batch
-from include.birthdays.planning import ReleaseBatch
-from include.birthdays.settings import Settings, variable_name
+from birthday_pipeline.delivery import deliver_batch
+from birthday_pipeline.planning import ReleaseBatch
+from birthday_pipeline.settings import Settings, variable_name
 from tests.integration.test_delivery import aiohttp_client
 
 

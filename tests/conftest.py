@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def insert_users(db: Any, users: Any) -> None:
-    """Insert ``include.birthdays.planning.User`` rows, with the dates of every occasion."""
+    """Insert ``birthday_pipeline.planning.User`` rows, with the dates of every occasion."""
     with db.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO users (id, first_name, last_name, birthday, timezone, hired_on)"
@@ -68,7 +68,7 @@ def app_database_url() -> str:
     """The test application database, migrated once per session."""
     import psycopg2
 
-    from include.birthdays.migrations import apply_migrations
+    from birthday_pipeline.migrations import apply_migrations
 
     url = os.environ["BIRTHDAY_TEST_DATABASE_URL"]
     conn = psycopg2.connect(url)

@@ -29,9 +29,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 
-from include.birthdays.migrations import apply_migrations
-from include.birthdays.settings import Settings
-from include.birthdays.sql import load_sql
+from birthday_pipeline.migrations import apply_migrations
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.statements import load_sql
 from tools.demo import demo_send_time, demo_users
 from tools.local_postgres import LOCAL_DIR, PROJECT_DIR, airflow_connection, ensure_database, server_url, sqlalchemy_url
 
@@ -64,7 +64,6 @@ def airflow_environment(server: str, app_url: str) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(ensure_database(server, "airflow")),
         "AIRFLOW_CONN_BIRTHDAY_DB": airflow_connection(app_url),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")])),
         # `airflow standalone` starts its components through the `airflow` command of this virtualenv.
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     }

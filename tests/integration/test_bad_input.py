@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from include.birthdays.planning import MAX_NAME_LENGTH, User, Window, plan_user, plan_window
-from include.birthdays.settings import Settings
-from include.birthdays.timezones import zone_names
+from birthday_pipeline.planning import MAX_NAME_LENGTH, User, Window, plan_user, plan_window
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.timezones import zone_names
 from tests.conftest import insert_users
 
 HOSTILE_FIRST = "Robert'); DROP TABLE users;--"

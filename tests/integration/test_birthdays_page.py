@@ -21,7 +21,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from include.birthdays.planning import User
+from birthday_pipeline.planning import User
 from tests.chromium import headless_chromium
 from tests.conftest import WEBHOOK_SECRET, insert_users
 from tests.real_services import PROJECT_DIR, _signal_group, free_port

@@ -12,7 +12,7 @@ import pytest
 from psycopg2 import sql
 
 from tests.conftest import WEBHOOK_SECRET as SECRET
-from include.birthdays.webhooks import verify
+from birthday_pipeline.webhooks import verify
 
 
 def now() -> datetime:
@@ -211,8 +211,8 @@ def test_a_user_deleted_or_changed_after_planning_is_not_sent_at_the_old_instant
     send_local_time(monkeypatch, instant)
     born = instant.date().replace(year=1990)
     add_users(db, [(user_id, "F", "L", born, "UTC") for user_id in (1, 2, 3, 4)])
-    from include.birthdays.planning import Window, plan_window
-    from include.birthdays.settings import Settings
+    from birthday_pipeline.planning import Window, plan_window
+    from birthday_pipeline.settings import Settings
 
     settings = Settings(send_local_time=instant.time())
     plan_window(db, Window(whole_hour(instant), whole_hour(instant) + timedelta(hours=1)), settings)
@@ -223,8 +223,8 @@ def test_a_user_deleted_or_changed_after_planning_is_not_sent_at_the_old_instant
     db.commit()
     # Only the send half of the hourly run: its plan would re-plan the changed users itself.
     monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
-    from include.birthdays.delivery import deliver_batch
-    from include.birthdays.planning import ReleaseBatch
+    from birthday_pipeline.delivery import deliver_batch
+    from birthday_pipeline.planning import ReleaseBatch
 
     with db.cursor() as cursor:
         cursor.execute("SELECT min(id), max(id) FROM notifications")
@@ -246,7 +246,7 @@ def aiohttp_client(url: str):
 
     import aiohttp
 
-    from include.birthdays.delivery import Reply
+    from birthday_pipeline.delivery import Reply
 
     @asynccontextmanager
     async def open_client():
@@ -263,9 +263,9 @@ def aiohttp_client(url: str):
 
 
 def test_a_batch_woken_early_still_waits_for_its_instant(db, webhook) -> None:
-    from include.birthdays.delivery import deliver_batch
-    from include.birthdays.planning import ReleaseBatch
-    from include.birthdays.settings import Settings
+    from birthday_pipeline.delivery import deliver_batch
+    from birthday_pipeline.planning import ReleaseBatch
+    from birthday_pipeline.settings import Settings
 
     instant = (now() + timedelta(seconds=2)).replace(microsecond=0)
     add_users(db, [(1, "F", "L", instant.date().replace(year=1990), "UTC")])
@@ -324,9 +324,9 @@ def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, 
     import threading
 
     connect = importlib.import_module(driver).connect
-    from include.birthdays.delivery import deliver_batch
-    from include.birthdays.planning import ReleaseBatch
-    from include.birthdays.settings import Settings
+    from birthday_pipeline.delivery import deliver_batch
+    from birthday_pipeline.planning import ReleaseBatch
+    from birthday_pipeline.settings import Settings
 
     instant = (now() - timedelta(seconds=1)).replace(microsecond=0)
     add_users(db, [(user_id, "F", "L", instant.date().replace(year=1990), "UTC") for user_id in range(1, 51)])

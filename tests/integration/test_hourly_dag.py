@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from include.birthdays.planning import User, Window, plan_user
-from include.birthdays.settings import Settings
+from birthday_pipeline.planning import User, Window, plan_user
+from birthday_pipeline.settings import Settings
 from tests.conftest import insert_users
 
 FIRST_RUN = datetime(2025, 12, 14, tzinfo=UTC)

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from include.birthdays.occasions import OCCASIONS, WORK_ANNIVERSARY, date_columns, occasion_named
-from include.birthdays.planning import User, Window, plan_user
-from include.birthdays.settings import Settings
+from birthday_pipeline.occasions import OCCASIONS, WORK_ANNIVERSARY, date_columns, occasion_named
+from birthday_pipeline.planning import User, Window, plan_user
+from birthday_pipeline.settings import Settings
 from tests.conftest import insert_users
 
 

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 import psycopg2
 
-from include.birthdays.migrations import apply_migrations, pending_migrations
-from include.birthdays.planning import ReleaseBatch, Window, hourly_window, plan_window
-from include.birthdays.settings import Settings
+from birthday_pipeline.migrations import apply_migrations, pending_migrations
+from birthday_pipeline.planning import ReleaseBatch, Window, hourly_window, plan_window
+from birthday_pipeline.settings import Settings
 
 # 09:00 on 15 December in London, UTC and Lisbon is 09:00Z; in Lagos 08:00Z.
 WINDOW = Window(datetime(2026, 12, 15, 8, tzinfo=UTC), datetime(2026, 12, 15, 10, tzinfo=UTC))

@@ -36,7 +36,10 @@ ONE_SHOT_SERVICES = {"airflow-init", "birthday-migrate"}
 EXPECTED_SERVICES = AIRFLOW_SERVICES | {"postgres", "redis", "birthday-migrate", "receiver"}
 # Components that run our tasks (or schedule them): they start only after our migrations.
 TASK_SERVICES = {"airflow-scheduler", "airflow-triggerer", "airflow-worker"}
-CODE_DIRS = ("dags", "plugins", "include", "tools")
+# Mounted as a platform syncs them; the package (include/) is installed in the image instead.
+CODE_DIRS = ("dags", "plugins")
+# Services that run our development tools (python -m tools.X) from a mounted ./tools.
+TOOL_SERVICES = {"birthday-migrate", "receiver"}
 SCANNED_DIRS = ("dags", "include", "plugins", "tools")
 
 # Where the code that reads an environment variable runs under docker compose (longest prefix wins).
@@ -51,7 +54,6 @@ CONSUMERS: dict[str, set[str]] = {
 # Reads done only by local tooling (`make run` on the host), which compose need not set, and why.
 LOCAL_TOOLING_ONLY: dict[tuple[str, str], str] = {
     ("tools/dev.py", "PATH"): "make run puts the virtualenv's bin first for `airflow standalone`",
-    ("tools/dev.py", "PYTHONPATH"): "make run extends it for Airflow on the host; compose sets its own",
     ("tools/dev.py", "AIRFLOW_CONN_BIRTHDAY_WEBHOOK"): (
         "make run starts its local receiver unless this is set; the connection itself is required of the "
         "Airflow services through the DAGs' BIRTHDAY_WEBHOOK_CONN_ID"
@@ -130,14 +132,30 @@ def test_expected_services_exist(services: dict[str, dict[str, Any]]) -> None:
     assert services["redis"]["image"].startswith("redis:7.2")
 
 
-def test_airflow_services_mount_our_code(services: dict[str, dict[str, Any]]) -> None:
+def test_airflow_services_mount_only_dags_and_plugins(services: dict[str, dict[str, Any]]) -> None:
     for name in sorted(AIRFLOW_SERVICES):
         mounts = bind_mounts(services[name])
         for directory in CODE_DIRS:
             target = f"/opt/airflow/{directory}"
             assert target in mounts, f"{name} does not mount ./{directory} at {target}"
             assert mounts[target][0] == directory, f"{name} mounts {mounts[target][0]} at {target}"
+        assert {source for source, _mode in mounts.values()} <= {*CODE_DIRS, "logs"}, name
+        assert "PYTHONPATH" not in environment_of(services[name]), f"{name}: the package comes from the image"
+    for name in sorted(TOOL_SERVICES):
+        assert bind_mounts(services[name])["/opt/airflow/tools"] == ("tools", "ro"), name
         assert environment_of(services[name]).get("PYTHONPATH") == "/opt/airflow", name
+
+
+def test_image_contains_the_package() -> None:
+    """The image installs birthday_pipeline from the sources, without letting it change the lock's versions."""
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8")
+    copied = re.findall(r"^COPY\s+(.+?)\s+(\S+)\s*$", dockerfile, re.M)
+    sources = {source for group, _dest in copied for source in group.split()}
+    assert {"pyproject.toml", "include"} <= sources, sources
+    installs = re.findall(r"^RUN\s+pip install\b(.*)$", dockerfile, re.M)
+    assert any("--no-deps" in flags and "-r" not in flags for flags in installs), installs
+    ignored = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
+    assert {"!pyproject.toml", "!include/", "!requirements.txt"} <= set(ignored)
 
 
 def test_bind_mount_sources_exist(services: dict[str, dict[str, Any]]) -> None:

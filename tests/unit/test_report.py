@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from include.birthdays.planning import Window
-from include.birthdays.report import summary_lines
+from birthday_pipeline.planning import Window
+from birthday_pipeline.report import summary_lines
 
 
 def test_one_summary_line_per_occasion_with_the_counts_that_are_not_zero() -> None:

@@ -6,8 +6,8 @@ from datetime import time
 
 import pytest
 
-from include.birthdays.rules import Feb29Rule
-from include.birthdays.settings import Settings, SettingsError
+from birthday_pipeline.rules import Feb29Rule
+from birthday_pipeline.settings import Settings, SettingsError
 
 
 def test_defaults_when_no_variable_is_set() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from include.birthdays.webhooks import (
+from birthday_pipeline.webhooks import (
     is_retryable,
     is_success,
     request_body,

@@ -12,11 +12,11 @@ import dataclasses
 from datetime import date, time
 from typing import TYPE_CHECKING
 
-from include.birthdays.rules import Feb29Rule
-from include.birthdays.webhooks import BIRTHDAY_MESSAGE
+from birthday_pipeline.rules import Feb29Rule
+from birthday_pipeline.webhooks import BIRTHDAY_MESSAGE
 
 if TYPE_CHECKING:
-    from include.birthdays.settings import Settings
+    from birthday_pipeline.settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)

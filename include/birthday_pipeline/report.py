@@ -10,10 +10,10 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
-from include.birthdays.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
-from include.birthdays.planning import PlannedNotification, User, Window, plan_occasion, planning_zone
-from include.birthdays.settings import Settings
-from include.birthdays.sql import compose, load_sql
+from birthday_pipeline.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
+from birthday_pipeline.planning import PlannedNotification, User, Window, plan_occasion, planning_zone
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.statements import compose, load_sql
 
 STATUSES = ("scheduled", "sending", "sent", "failed", "expired", "invalid", "cancelled")
 

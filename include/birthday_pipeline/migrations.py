@@ -2,6 +2,9 @@
 
 Each file runs in its own transaction together with its entry in ``schema_migrations``, under an advisory
 lock, so concurrent callers (``make migrate``, ``make run``, test fixtures) apply each file exactly once.
+A file whose first line is ``-- birthday_pipeline: no-transaction`` holds a single statement that cannot run
+in a transaction (``CREATE INDEX CONCURRENTLY``, which builds an index without blocking writes to its table);
+it runs on its own, and its entry is recorded once it has succeeded.
 """
 
 from __future__ import annotations
@@ -9,18 +12,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from include.birthdays.sql import SQL_DIR
+from birthday_pipeline.statements import SQL_DIR
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 # Any constant shared by every migrator of this schema; the value spells "bday".
 _MIGRATION_LOCK_KEY = 0x62646179
+NO_TRANSACTION = "-- birthday_pipeline: no-transaction"
 
 
 def pending_migrations(applied: set[str]) -> list[str]:
     """Names of the migration files not yet in ``applied``, in the order they must run."""
-    return sorted(path.name for path in MIGRATIONS_DIR.glob("*.sql") if path.name not in applied)
+    names = (path.name for path in MIGRATIONS_DIR.iterdir() if path.name.endswith(".sql"))
+    return sorted(name for name in names if name not in applied)
 
 
 def apply_migrations(conn: Any) -> list[str]:
@@ -36,7 +41,16 @@ def apply_migrations(conn: Any) -> list[str]:
             cursor.execute("SELECT name FROM schema_migrations")
             names = pending_migrations({row[0] for row in cursor.fetchall()})
             for name in names:
-                cursor.execute((MIGRATIONS_DIR / name).read_text(encoding="utf-8"))
+                statements = (MIGRATIONS_DIR / name).read_text(encoding="utf-8")
+                if statements.startswith(NO_TRANSACTION):
+                    conn.commit()
+                    conn.autocommit = True
+                    try:
+                        cursor.execute(statements)
+                    finally:
+                        conn.autocommit = False
+                else:
+                    cursor.execute(statements)
                 cursor.execute("INSERT INTO schema_migrations (name) VALUES (%(name)s)", {"name": name})
                 conn.commit()
                 log.info("Applied migration %s", name)

@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from include.birthdays.occasions import BIRTHDAY, OCCASIONS, Occasion, occasion_names
-from include.birthdays.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
-from include.birthdays.settings import Settings
-from include.birthdays.sql import compose, load_sql
-from include.birthdays.timezones import load_zone, zone_names
+from birthday_pipeline.occasions import BIRTHDAY, OCCASIONS, Occasion, occasion_names
+from birthday_pipeline.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.statements import compose, load_sql
+from birthday_pipeline.timezones import load_zone, zone_names
 
 SCHEDULED = "scheduled"
 INVALID = "invalid"

@@ -23,11 +23,11 @@ import aiohttp
 import psycopg
 import psycopg2
 
-from include.birthdays.occasions import date_columns, occasion_named, occasion_names, source_dates
-from include.birthdays.planning import INVALID, SCHEDULED, ReleaseBatch, User, plan_occasion
-from include.birthdays.settings import Settings
-from include.birthdays.sql import compose, load_sql
-from include.birthdays.webhooks import (
+from birthday_pipeline.occasions import date_columns, occasion_named, occasion_names, source_dates
+from birthday_pipeline.planning import INVALID, SCHEDULED, ReleaseBatch, User, plan_occasion
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.statements import compose, load_sql
+from birthday_pipeline.webhooks import (
     is_retryable,
     is_success,
     request_body,

@@ -16,7 +16,7 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from include.birthdays.delivery import (
+from birthday_pipeline.delivery import (
     ClaimedRow,
     Clock,
     DeliverySummary,
@@ -25,9 +25,9 @@ from include.birthdays.delivery import (
     deliver_claimed,
     utc_now,
 )
-from include.birthdays.occasions import Occasion, date_columns
-from include.birthdays.settings import Settings
-from include.birthdays.sql import compose, load_sql
+from birthday_pipeline.occasions import Occasion, date_columns
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.statements import compose, load_sql
 
 log = logging.getLogger(__name__)
 

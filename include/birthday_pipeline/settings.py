@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import time
 from typing import Any, TypeVar
 
-from include.birthdays.rules import Feb29Rule
-from include.birthdays.timezones import UnknownTimeZoneError, load_zone
+from birthday_pipeline.rules import Feb29Rule
+from birthday_pipeline.timezones import UnknownTimeZoneError, load_zone
 
 VariableLookup = Callable[[str], "str | None"]
 T = TypeVar("T")

@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager, closing
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from include.birthdays.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, TaskRef, deliver_batch
-from include.birthdays.occasions import OCCASIONS, occasion_named
-from include.birthdays.planning import ReleaseBatch, Window, hourly_window, plan_window
-from include.birthdays.settings import Settings
-from include.birthdays.sweep import late_window, sweep_late_window
+from birthday_pipeline.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, TaskRef, deliver_batch
+from birthday_pipeline.occasions import OCCASIONS, occasion_named
+from birthday_pipeline.planning import ReleaseBatch, Window, hourly_window, plan_window
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.sweep import late_window, sweep_late_window
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def summarize_sweep(db_conn_id: str, now: datetime) -> dict[str, dict[str, int]]
 
 
 def _summarize(what: str, db_conn_id: str, window: Window) -> dict[str, dict[str, int]]:
-    from include.birthdays.report import summary_lines, window_counts
+    from birthday_pipeline.report import summary_lines, window_counts
 
     with closing(open_database(db_conn_id)) as conn:
         counts = window_counts(conn, window)
@@ -151,8 +151,8 @@ def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webh
 
     Fails like a send task when a re-sent notification fails, after recording it.
     """
-    from include.birthdays.resend import ResendRequest
-    from include.birthdays.resend import resend as resend_notifications
+    from birthday_pipeline.resend import ResendRequest
+    from birthday_pipeline.resend import resend as resend_notifications
 
     settings = read_settings()
     request = ResendRequest(

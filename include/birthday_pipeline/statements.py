@@ -1,20 +1,22 @@
-"""The one loader of the SQL statements kept under ``include/sql/``."""
+"""The one loader of the SQL statements kept under ``include/sql/`` (package data ``birthday_pipeline.sql``)."""
 
 from __future__ import annotations
 
 import functools
 import importlib
 from collections.abc import Sequence
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# include/sql/ in a checkout, birthday_pipeline/sql/ in the installed wheel: the same package either way.
+SQL_DIR: Traversable = resources.files("birthday_pipeline.sql")
 
 
 @functools.cache
 def load_sql(name: str) -> str:
     """The text of ``include/sql/<name>.sql``, e.g. ``load_sql("plan/release_batches")``."""
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+    return SQL_DIR.joinpath(*f"{name}.sql".split("/")).read_text(encoding="utf-8")
 
 
 def compose(conn: Any, name: str, **identifiers: Sequence[tuple[str, ...]]) -> str:

@@ -11,10 +11,10 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from include.birthdays.delivery import due_parameters
-from include.birthdays.planning import ReleaseBatch, Window, upsert_window
-from include.birthdays.settings import Settings
-from include.birthdays.sql import load_sql
+from birthday_pipeline.delivery import due_parameters
+from birthday_pipeline.planning import ReleaseBatch, Window, upsert_window
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.statements import load_sql
 
 
 @dataclasses.dataclass(frozen=True)
