@@ -40,6 +40,8 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
 BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
+# Optional: without this connection no alerts are sent (docs/operations.md).
+BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
 
 
 @dag(
@@ -75,11 +77,12 @@ def birthday_notifications() -> None:
         wait >> send_batch(batch)
 
     @teardown
-    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID, alerts_conn_id: str = BIRTHDAY_ALERTS_CONN_ID) -> dict:
         from birthday_pipeline import runtime
 
         context = get_current_context()
-        return runtime.summarize_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+        return runtime.summarize_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
+                                alerts_conn_id)
 
     release.expand_kwargs(plan()) >> summarize()
 

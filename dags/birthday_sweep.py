@@ -28,6 +28,8 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
 BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
+# Optional: without this connection no alerts are sent (docs/operations.md).
+BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
 
 
 @dag(
@@ -56,11 +58,12 @@ def birthday_sweep() -> None:
         return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True)
 
     @teardown
-    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID, alerts_conn_id: str = BIRTHDAY_ALERTS_CONN_ID) -> dict:
         from birthday_pipeline import runtime
 
         context = get_current_context()
-        return runtime.summarize_sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+        return runtime.summarize_sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
+                               alerts_conn_id)
 
     send_batch.expand(batch=find_due()) >> summarize()
 
