@@ -23,6 +23,9 @@ Every occasion of the registry (`include/birthday_pipeline/occasions.py`: birthd
 planned and released by the same tasks; a user with both on one day gets two messages with two webhook-ids.
 Task `summarize` runs last, whatever happened before it, and logs one line per occasion: how many
 notifications the window holds in each status. It is a teardown, so it never turns a failed run green.
+With connection `birthday_alerts` it then sends the run's alert, once per run: notifications that
+failed for good, expired or were invalid since the last alert, or the recovery after such a run
+(docs/operations.md).
 
 Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_time` (`09:00`),
 `birthday_feb29_rule` (`feb28` or `mar1`), `birthday_default_timezone` (`UTC`), `birthday_batch_size`

@@ -16,6 +16,9 @@ The safety net that makes recovery independent of the hourly runs. Each run, as 
 Every occasion of the registry (birthdays, work anniversaries) goes through the same steps. Nothing is
 ever sent before its instant. Trigger it by hand (no parameters) to re-drive at once; task `summarize`
 ends each run with one line per occasion: the late window's notifications in each status.
+With connection `birthday_alerts` it then sends the run's alerts: new problem notifications (or the
+recovery), and hourly windows whose sends are still unfinished `birthday_late_alert_minutes` (15) after
+the window ended (or caught up since), as of the run's time (docs/operations.md).
 """
 
 from __future__ import annotations
