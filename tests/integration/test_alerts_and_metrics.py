@@ -133,33 +133,29 @@ def tell_the_story(db: Any, alerts: WebhookReceiver, webhook: WebhookReceiver, s
 
 @pytest.fixture(scope="module")
 def story(app_database_url) -> Any:
-    saved = {name: os.environ.get(name) for name in (
-        *SETTINGS, "AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", "AIRFLOW_CONN_BIRTHDAY_WEBHOOK",
-        "AIRFLOW_CONN_BIRTHDAY_ALERTS", "AIRFLOW__METRICS__STATSD_ON", "AIRFLOW__METRICS__STATSD_HOST",
-        "AIRFLOW__METRICS__STATSD_PORT", "AIRFLOW__METRICS__STATSD_PREFIX")}
     conn = psycopg2.connect(app_database_url)
-    try:
-        with WebhookReceiver() as webhook, WebhookReceiver() as alerts, StatsdListener() as statsd:
-            os.environ.update({
-                **SETTINGS,
-                "AIRFLOW_CONN_BIRTHDAY_WEBHOOK": json.dumps(
-                    {"conn_type": "http", "host": webhook.url, "password": WEBHOOK_SECRET}),
-                "AIRFLOW_CONN_BIRTHDAY_ALERTS": json.dumps({"conn_type": "http", "host": f"{alerts.url}/alerts"}),
-                "AIRFLOW__METRICS__STATSD_ON": "True",
-                "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-                "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
-                "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
-            })
-            initialize_task_metrics()
-            yield tell_the_story(conn, alerts, webhook, statsd)
-    finally:
-        conn.close()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with (pytest.MonkeyPatch.context() as environment, WebhookReceiver() as webhook, WebhookReceiver() as alerts,
+          StatsdListener() as statsd):
+        for name, value in {
+            **SETTINGS,
+            "AIRFLOW_CONN_BIRTHDAY_WEBHOOK": json.dumps(
+                {"conn_type": "http", "host": webhook.url, "password": WEBHOOK_SECRET}),
+            "AIRFLOW_CONN_BIRTHDAY_ALERTS": json.dumps({"conn_type": "http", "host": f"{alerts.url}/alerts"}),
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
+            "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        }.items():
+            environment.setenv(name, value)
+        # tell_the_story sets the send time itself; registered here so that it is restored too.
+        environment.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", "09:00")
         initialize_task_metrics()
+        try:
+            yield tell_the_story(conn, alerts, webhook, statsd)
+        finally:
+            conn.close()
+            environment.undo()
+            initialize_task_metrics()
 
 
 def test_the_runs_did_what_the_alerts_will_say(story) -> None:
