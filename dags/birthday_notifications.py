@@ -23,6 +23,9 @@ Every occasion of the registry (`include/birthday_pipeline/occasions.py`: birthd
 planned and released by the same tasks; a user with both on one day gets two messages with two webhook-ids.
 Task `summarize` runs last, whatever happened before it, and logs one line per occasion: how many
 notifications the window holds in each status. It is a teardown, so it never turns a failed run green.
+With connection `birthday_alerts` it then sends the run's alert, once per run: notifications that
+failed for good, expired or were invalid since the last alert, or the recovery after such a run
+(docs/operations.md).
 
 Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_time` (`09:00`),
 `birthday_feb29_rule` (`feb28` or `mar1`), `birthday_default_timezone` (`UTC`), `birthday_batch_size`
@@ -40,6 +43,8 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
 BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
+# Optional: without this connection no alerts are sent (docs/operations.md).
+BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
 
 
 @dag(
@@ -75,11 +80,12 @@ def birthday_notifications() -> None:
         wait >> send_batch(batch)
 
     @teardown
-    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID, alerts_conn_id: str = BIRTHDAY_ALERTS_CONN_ID) -> dict:
         from birthday_pipeline import runtime
 
         context = get_current_context()
-        return runtime.summarize_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+        return runtime.summarize_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
+                                alerts_conn_id)
 
     release.expand_kwargs(plan()) >> summarize()
 

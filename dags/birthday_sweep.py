@@ -16,6 +16,9 @@ The safety net that makes recovery independent of the hourly runs. Each run, as 
 Every occasion of the registry (birthdays, work anniversaries) goes through the same steps. Nothing is
 ever sent before its instant. Trigger it by hand (no parameters) to re-drive at once; task `summarize`
 ends each run with one line per occasion: the late window's notifications in each status.
+With connection `birthday_alerts` it then sends the run's alerts: new problem notifications (or the
+recovery), and hourly windows whose sends are still unfinished `birthday_late_alert_minutes` (15) after
+the window ended (or caught up since), as of the run's time (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
 BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
+# Optional: without this connection no alerts are sent (docs/operations.md).
+BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
 
 
 @dag(
@@ -56,11 +61,12 @@ def birthday_sweep() -> None:
         return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True)
 
     @teardown
-    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID, alerts_conn_id: str = BIRTHDAY_ALERTS_CONN_ID) -> dict:
         from birthday_pipeline import runtime
 
         context = get_current_context()
-        return runtime.summarize_sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+        return runtime.summarize_sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
+                               alerts_conn_id)
 
     send_batch.expand(batch=find_due()) >> summarize()
 

@@ -1,15 +1,19 @@
-"""The Birthdays page: delivery at a glance inside the Airflow UI, behind Airflow's own login.
+"""The Birthdays page: delivery at a glance inside the Airflow UI, for those Airflow lets read the pipeline.
 
-An Airflow 3 plugin. It mounts a FastAPI app on the API server under ``/birthdays`` (the page, and the JSON
-API it reads, documented at ``/birthdays/docs`` and ``/birthdays/openapi.json``) and links the page into the
-UI's navigation. Every route requires a logged-in Airflow user (the API server's JWT, as a bearer token or
-the UI's session cookie); the page itself sends a visitor without a session to Airflow's login.
+An Airflow 3 plugin. It mounts a FastAPI app on the API server under ``/birthdays`` (the page, the JSON API
+it reads, documented at ``/birthdays/docs`` and ``/birthdays/openapi.json``, and Prometheus metrics at
+``/birthdays/metrics``) and links the page into the UI's navigation. The data is personal (who has a
+birthday when, in which zone), so every route requires what the configured auth manager decides is read
+access to the DAG ``birthday_notifications`` (``requires_access_dag``, as Airflow's own API does): without a
+login the API answers 401 and the page sends the visitor to Airflow's login; a logged-in user without that
+access gets 403, and the page says so. Links work under an ``[api] base_url`` with a path.
 
 The figures come from ``birthday_pipeline.report`` over connection ``birthday_db``.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Iterator
 from contextlib import closing
@@ -18,22 +22,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from airflow.api_fastapi.core_api.security import get_user, resolve_user_from_token
+from airflow.api_fastapi.app import API_ROOT_PATH
+from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 log = logging.getLogger(__name__)
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
+# Reading anything here is reading this DAG's data.
+DAG_ID = "birthday_notifications"
 URL_PREFIX = "/birthdays"
 PAGE = Path(__file__).with_name("birthdays_page.html")
-AUTH_COOKIE = "_token"
+
+can_read_the_dag = requires_access_dag("GET", param_dag_id=DAG_ID)
 
 app = FastAPI(
     title="Birthdays",
-    version="1.0",
-    description="Delivery of birthday-pipeline notifications: counts, lateness, problems and per-user history.",
+    version="1.1",
+    description="Delivery of birthday-pipeline notifications: counts, lateness, problems and per-user history. "
+                f"Every route needs read access to the DAG `{DAG_ID}` as Airflow's auth manager decides it.",
 )
 
 
@@ -52,42 +62,83 @@ def _settings() -> Any:
     return Settings.from_variables(lambda name: Variable.get(name, default_var=None))
 
 
+def _zone(name: str) -> Any:
+    from birthday_pipeline.timezones import UnknownTimeZoneError, load_zone
+
+    try:
+        return load_zone(name)
+    except UnknownTimeZoneError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+
+
 @app.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def page(request: Request) -> Response:
-    """The page; without a session, Airflow's login, coming back here afterwards."""
+    """The page; without a session, Airflow's login (coming back here); without read access, a 403 in words."""
     try:
-        await resolve_user_from_token(request.cookies.get(AUTH_COOKIE))
+        user = await get_user(request, None, None)
     except HTTPException:
-        return RedirectResponse(f"/api/v2/auth/login?next={quote(URL_PREFIX + '/', safe='')}", status_code=307)
+        back = f"{API_ROOT_PATH}{URL_PREFIX.lstrip('/')}/" + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{API_ROOT_PATH}api/v2/auth/login?next={quote(back, safe='')}", status_code=307)
+    try:
+        await run_in_threadpool(can_read_the_dag, request, user)
+    except HTTPException as refused:
+        return HTMLResponse(_refusal(user.get_name()), status_code=refused.status_code)
     return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
 
-@app.get("/api/day", dependencies=[Depends(get_user)], summary="One day's delivery")
+def _refusal(user_name: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Birthdays: no access</title>'
+        '<style>:root { color-scheme: light dark; } body { font-family: system-ui, sans-serif; margin: 1.5rem; }'
+        '</style></head><body><h1>Birthdays</h1><p id="refusal">You are logged in as '
+        f"<strong>{html.escape(user_name)}</strong>, but you may not read the DAG <code>{DAG_ID}</code>, and this "
+        "page shows its notifications: who has a birthday or work anniversary when, and in which time zone. "
+        "Ask an Airflow admin for read access to that DAG.</p></body></html>"
+    )
+
+
+@app.get("/api/day", dependencies=[Depends(can_read_the_dag)], summary="One day's delivery")
 def day(
-    day: date | None = Query(None, description="The celebrated local date, YYYY-MM-DD; today (UTC) by default."),
+    day: date | None = Query(None, description="The day, YYYY-MM-DD, in `tz`; today there by default."),
+    tz: str = Query("UTC", description="The IANA time zone the day is taken in, e.g. Europe/Berlin."),
     conn: Any = Depends(_database),
 ) -> dict[str, Any]:
-    """Counts per occasion and status, lateness of each delivery (seconds), deliveries per UTC hour, and the
-    failed, invalid and expired notifications with their reason, attempts, last error and task log link."""
-    from birthday_pipeline.report import day_report
+    """The notifications whose send instant falls in the day (and the invalid ones, which have no instant,
+    celebrated that date): counts per occasion and status, lateness of each delivery (seconds), deliveries per
+    local hour, and the failed, invalid and expired notifications with their reason, attempts, last error and
+    task log link."""
+    from birthday_pipeline.report import Day, day_report
 
-    return day_report(conn, day or datetime.now(UTC).date())
+    zone = _zone(tz)
+    return day_report(conn, Day.of(day or datetime.now(zone).date(), zone), API_ROOT_PATH)
 
 
-@app.get("/api/users/{user_id}", dependencies=[Depends(get_user)], summary="One user's notifications")
+@app.get("/api/users/{user_id}", dependencies=[Depends(can_read_the_dag)], summary="One user's notifications")
 def user(user_id: int, conn: Any = Depends(_database)) -> dict[str, Any]:
     """The user's next planned send per occasion (UTC and local) and their notifications, newest first."""
     from birthday_pipeline.report import user_report
 
-    found = user_report(conn, user_id, _settings(), datetime.now(UTC))
+    found = user_report(conn, user_id, _settings(), datetime.now(UTC), API_ROOT_PATH)
     if found is None:
         raise HTTPException(status_code=404, detail=f"no user {user_id}")
     return found
 
 
+@app.get("/metrics", dependencies=[Depends(can_read_the_dag)], response_class=PlainTextResponse,
+         summary="Prometheus metrics")
+def metrics(conn: Any = Depends(_database)) -> Response:
+    """Counts per occasion and status of today and yesterday (UTC), today's delivery lateness quantiles, and
+    the rows due but not sent with the age of the oldest, in Prometheus' text format, from the database."""
+    from birthday_pipeline.prometheus_text import CONTENT_TYPE, exposition
+    from birthday_pipeline.report import health
+
+    return Response(exposition(health(conn, _settings())), media_type=CONTENT_TYPE)
+
+
 class BirthdaysPagePlugin(AirflowPlugin):
     name = "birthdays_page"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Birthdays"}]
+    # Relative, so that the UI's frame resolves it against the UI's base URL (``[api] base_url``, path included).
     external_views = [
-        {"name": "Birthdays", "href": f"{URL_PREFIX}/", "url_route": "birthdays", "destination": "nav"},
+        {"name": "Birthdays", "href": f"{URL_PREFIX.lstrip('/')}/", "url_route": "birthdays", "destination": "nav"},
     ]

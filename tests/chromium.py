@@ -67,8 +67,9 @@ class Page:
             time.sleep(0.25)
         raise TimeoutError(f"{expression!r} did not hold within {timeout} s; page: {self.evaluate('location.href')}")
 
-    def screenshot(self, path: Path) -> None:
-        height = self.evaluate("document.documentElement.scrollHeight")
+    def screenshot(self, path: Path, height: int | None = None) -> None:
+        """A PNG of the page, 1280 pixels wide and as tall as the page (or ``height``)."""
+        height = height or self.evaluate("document.documentElement.scrollHeight")
         self.call("Emulation.setDeviceMetricsOverride", width=1280, height=int(height), deviceScaleFactor=1,
                   mobile=False)
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]

@@ -125,6 +125,10 @@ class DeliverySummary:
     skipped: int
     retryable_failures: list[tuple[int, str]]
     permanent_failures: list[tuple[int, str]]
+    by_occasion: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # occasion -> sent, failed
+    lateness_seconds: list[float] = dataclasses.field(default_factory=list)  # sent_at - send_at of each 2xx
+    requests: int = 0  # HTTP requests made
+    seconds: float = 0.0  # from the first request to the last answer
 
 
 class RetryableDeliveryError(RuntimeError):
@@ -206,6 +210,10 @@ def deliver_claimed(
     if attempts:
         _record_attempts(conn, _record_parameters(attempts, claim_token, task), reconnect)
     failed = [attempt for attempt in attempts if attempt.error is not None]
+    by_occasion: dict[str, dict[str, int]] = {}
+    for attempt in attempts:
+        outcome = by_occasion.setdefault(attempt.row.occasion, {"sent": 0, "failed": 0})
+        outcome["failed" if attempt.error is not None else "sent"] += 1
     return DeliverySummary(
         claimed=len(claimed),
         sent=len(attempts) - len(failed),
@@ -213,6 +221,13 @@ def deliver_claimed(
         skipped=len(to_release),
         retryable_failures=[(attempt.row.id, attempt.error or "") for attempt in failed if attempt.retryable],
         permanent_failures=[(attempt.row.id, attempt.error or "") for attempt in failed if not attempt.retryable],
+        by_occasion=by_occasion,
+        # sent_at is the attempt's finished_at (deliver/record_attempts.sql).
+        lateness_seconds=[(attempt.finished_at - attempt.row.send_at).total_seconds()
+                          for attempt in attempts if attempt.error is None],
+        requests=len(attempts),
+        seconds=(max(attempt.finished_at for attempt in attempts)
+                 - min(attempt.started_at for attempt in attempts)).total_seconds() if attempts else 0.0,
     )
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from birthday_pipeline.database import dict_cursor
 from birthday_pipeline.occasions import BIRTHDAY, OCCASIONS, Occasion, occasion_names
 from birthday_pipeline.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
 from birthday_pipeline.settings import Settings
@@ -197,6 +199,7 @@ class ReleaseBatch:
 class PlanResult:
     upserted: int
     batches: list[ReleaseBatch]
+    by_occasion: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # rows written, by status
 
 
 def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
@@ -204,7 +207,7 @@ def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
 
     A batch may hold rows of several occasions due at the same instant: release and delivery treat them alike.
     """
-    upserted = upsert_window(conn, window, settings)
+    written = upsert_window(conn, window, settings)
     with conn.cursor() as cursor:
         cursor.execute(
             load_sql("plan/release_batches"),
@@ -213,20 +216,25 @@ def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
         )
         batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
     conn.commit()
-    return PlanResult(upserted, batches)
+    return PlanResult(rows_written(written), batches, written)
 
 
-def upsert_window(conn: Any, window: Window, settings: Settings) -> int:
-    """Upsert the rows of every user with an occasion due in ``window`` (uncommitted); return how many changed."""
-    upserted = 0
-    with conn.cursor() as cursor:
+def upsert_window(conn: Any, window: Window, settings: Settings) -> dict[str, dict[str, int]]:
+    """Upsert the rows of every user with an occasion due in ``window`` (uncommitted); return how many changed,
+    per occasion and status (``scheduled`` or ``invalid``)."""
+    written: dict[str, dict[str, int]] = {}
+    with dict_cursor(conn) as cursor:
         for occasion in OCCASIONS.values():
             cursor.execute(
                 compose(conn, "plan/upsert_notifications", source_date=[("u", occasion.date_column)]),
                 _upsert_parameters(window_slots(window, settings, occasion), settings, occasion),
             )
-            upserted += cursor.rowcount
-    return upserted
+            written[occasion.name] = dict(Counter(row["status"] for row in cursor.fetchall()))
+    return written
+
+
+def rows_written(by_occasion: dict[str, dict[str, int]]) -> int:
+    return sum(sum(by_status.values()) for by_status in by_occasion.values())
 
 
 def _upsert_parameters(slots: list[Slot], settings: Settings, occasion: Occasion) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, closing
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from birthday_pipeline import alerts, metrics
 from birthday_pipeline.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, TaskRef, deliver_batch
 from birthday_pipeline.occasions import OCCASIONS, occasion_named
 from birthday_pipeline.planning import ReleaseBatch, Window, hourly_window, plan_window
@@ -19,6 +20,9 @@ from birthday_pipeline.settings import Settings
 from birthday_pipeline.sweep import late_window, sweep_late_window
 
 log = logging.getLogger(__name__)
+
+# How long an alert's POST may take; the summarize task retries a failed alert.
+ALERT_TIMEOUT_SECONDS = 15
 
 
 def read_settings() -> Settings:
@@ -55,6 +59,7 @@ def plan_hourly(db_conn_id: str, anchor: datetime) -> list[dict[str, Any]]:
     window = hourly_window(anchor)
     with closing(open_database(db_conn_id)) as conn:
         result = plan_window(conn, window, settings)
+    metrics.count_planned(result.by_occasion)
     log.info(
         "Planned window [%s, %s): %d rows upserted, %d release batches, %d rows to release",
         window.start.isoformat(), window.end.isoformat(), result.upserted, len(result.batches),
@@ -73,6 +78,8 @@ def sweep(db_conn_id: str, now: datetime) -> list[dict[str, Any]]:
     settings = read_settings()
     with closing(open_database(db_conn_id)) as conn:
         result = sweep_late_window(conn, now, settings)
+    metrics.count_planned(result.planned_by_occasion)
+    metrics.count_expired(result.expired_by_occasion)
     log.info(
         "Swept [%s, %s): %d rows upserted, %d expired, %d batches with %d due rows",
         result.window.start.isoformat(), result.window.end.isoformat(), result.upserted, result.expired,
@@ -99,6 +106,7 @@ def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str
             endpoint=endpoint, reconnect=lambda: open_database(db_conn_id), task=current_task(),
         )
     _log_summary(batch, summary)
+    metrics.record_delivery(summary)
     _raise_on_failures(summary)
     return {"claimed": summary.claimed, "sent": summary.sent, "failed": summary.failed, "skipped": summary.skipped}
 
@@ -126,24 +134,88 @@ def _raise_on_failures(summary: DeliverySummary) -> None:
         )
 
 
-def summarize_hourly(db_conn_id: str, anchor: datetime) -> dict[str, dict[str, int]]:
-    """Log one summary line per occasion for the window of the hourly run anchored at ``anchor``."""
-    return _summarize("hourly", db_conn_id, hourly_window(anchor))
+def summarize_hourly(db_conn_id: str, anchor: datetime, alerts_conn_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Log one summary line per occasion for the window of the hourly run anchored at ``anchor``; then send the
+    run's alerts to ``alerts_conn_id`` (if that connection exists): new problems, or the recovery."""
+    settings = read_settings()
+    return _summarize("hourly", db_conn_id, hourly_window(anchor), settings, alerts_conn_id)
 
 
-def summarize_sweep(db_conn_id: str, now: datetime) -> dict[str, dict[str, int]]:
-    """Log one summary line per occasion for the late window the sweep at ``now`` covered."""
-    return _summarize("sweep", db_conn_id, late_window(now, read_settings()))
+def summarize_sweep(db_conn_id: str, now: datetime, alerts_conn_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Log one summary line per occasion for the late window the sweep at ``now`` covered; then send the run's
+    alerts to ``alerts_conn_id`` (if that connection exists): new problems or the recovery, and hourly windows
+    whose sends are late or caught up, as of ``now``."""
+    settings = read_settings()
+    return _summarize("sweep", db_conn_id, late_window(now, settings), settings, alerts_conn_id, late_check_at=now)
 
 
-def _summarize(what: str, db_conn_id: str, window: Window) -> dict[str, dict[str, int]]:
+def _summarize(what: str, db_conn_id: str, window: Window, settings: Settings, alerts_conn_id: str | None,
+               late_check_at: datetime | None = None) -> dict[str, dict[str, int]]:
     from birthday_pipeline.report import summary_lines, window_counts
 
+    send = _alert_sender(alerts_conn_id)
     with closing(open_database(db_conn_id)) as conn:
         counts = window_counts(conn, window)
-    for line in summary_lines(what, window, counts):
-        log.info("%s", line)
+        for line in summary_lines(what, window, counts):
+            log.info("%s", line)
+        if send is not None:
+            run, tasks_succeeded = _this_run()
+            alerts.report_run(conn, run, tasks_succeeded=tasks_succeeded, settings=settings, send=send,
+                              late_check_at=late_check_at)
     return counts
+
+
+def _this_run() -> tuple[alerts.Run, bool]:
+    """The running task's DAG run, and whether every other task of it succeeded (or was skipped)."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.configuration import conf
+
+    ti = get_current_context()["ti"]
+    failed = ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed", "upstream_failed"])
+    return alerts.Run(ti.dag_id, ti.run_id, conf.get("api", "base_url", fallback="http://localhost:8080/")), not failed
+
+
+def _alert_sender(conn_id: str | None) -> alerts.Send | None:
+    """How to send an alert through connection ``conn_id``: a JSON POST (http) or an email (smtp); None when the
+    connection does not exist, which turns alerts off."""
+    if conn_id is None:
+        return None
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        log.info("No connection %s: no alerts are sent", conn_id)
+        return None
+    if connection.conn_type in ("http", "https"):
+        return lambda alert: _post_alert(conn_id, alert)
+    if connection.conn_type in ("smtp", "email"):
+        recipients = connection.extra_dejson.get("to")
+        if not recipients:
+            raise ValueError(f"Connection {conn_id} is an smtp connection without recipients: set its extra "
+                             '{"to": "ops@example.com"} (a list or a comma-separated string)')
+        return lambda alert: _email_alert(conn_id, recipients, alert)
+    raise ValueError(f"Connection {conn_id} has type {connection.conn_type!r}; alerts go to an http connection "
+                     "(a JSON POST) or an smtp connection (an email)")
+
+
+def _post_alert(conn_id: str, alert: alerts.Alert) -> None:
+    from airflow.providers.http.hooks.http import HttpHook
+
+    HttpHook(method="POST", http_conn_id=conn_id).run(
+        json=alert.payload(), extra_options={"timeout": ALERT_TIMEOUT_SECONDS, "allow_redirects": False})
+
+
+def _email_alert(conn_id: str, recipients: str | list[str], alert: alerts.Alert) -> None:
+    import html
+
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    with SmtpHook(smtp_conn_id=conn_id) as hook:
+        hook.send_email_smtp(to=recipients, subject=alert.subject,
+                             html_content=f"<pre>{html.escape(alert.text)}</pre>")
+
 
 
 def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webhook_conn_id: str) -> dict[str, int]:
@@ -179,6 +251,7 @@ def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webh
             len(request.user_ids), ", ".join(f"{key} {value}" for key, value in outcome.items()),
         )
     if delivery is not None:
+        metrics.record_delivery(delivery)
         _raise_on_failures(delivery)
     return outcome
 

@@ -37,6 +37,7 @@ class Settings:
     lease_seconds: int = 600
     max_requests_per_second: int = 0
     retry_after_floor_seconds: int = 5
+    late_alert_minutes: int = 15
 
     @classmethod
     def from_variables(cls, lookup: VariableLookup) -> Settings:
@@ -115,4 +116,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "lease_seconds": _positive_int,
     "max_requests_per_second": _non_negative_int,
     "retry_after_floor_seconds": _non_negative_int,
+    "late_alert_minutes": _non_negative_int,
 }

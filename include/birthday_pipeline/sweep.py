@@ -8,11 +8,13 @@ handed to the same send code.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from birthday_pipeline.database import dict_cursor
 from birthday_pipeline.delivery import due_parameters
-from birthday_pipeline.planning import ReleaseBatch, Window, upsert_window
+from birthday_pipeline.planning import ReleaseBatch, Window, rows_written, upsert_window
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.statements import load_sql
 
@@ -23,6 +25,8 @@ class SweepResult:
     upserted: int
     expired: int
     batches: list[ReleaseBatch]
+    planned_by_occasion: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # rows re-planned
+    expired_by_occasion: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def late_window(now: datetime, settings: Settings) -> Window:
@@ -33,12 +37,13 @@ def late_window(now: datetime, settings: Settings) -> Window:
 def sweep_late_window(conn: Any, now: datetime, settings: Settings) -> SweepResult:
     """Re-plan and expire as of ``now``, then return the batches of rows due, in one transaction."""
     window = late_window(now, settings)
-    upserted = upsert_window(conn, window, settings)
+    written = upsert_window(conn, window, settings)
     due = due_parameters(settings, now, timedelta(seconds=settings.sweep_grace_seconds))
-    with conn.cursor() as cursor:
+    with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("sweep/expire"), {**due, "max_lateness_hours": settings.max_lateness_hours})
-        expired = cursor.rowcount
+        expired = dict(Counter(row["occasion"] for row in cursor.fetchall()))
+    with conn.cursor() as cursor:
         cursor.execute(load_sql("sweep/due_batches"), {**due, "batch_size": settings.batch_size})
         batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
     conn.commit()
-    return SweepResult(window, upserted, expired, batches)
+    return SweepResult(window, rows_written(written), sum(expired.values()), batches, written, expired)

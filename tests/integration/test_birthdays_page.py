@@ -2,13 +2,19 @@
 
 One demo day is produced by the pipeline itself (``dag.test()`` of the hourly and sweep DAGs against a real
 receiver): birthdays and work anniversaries sent, a bad zone invalid, a message the webhook refused failed,
-a message too late expired. The API and the page must show exactly those rows.
+a message too late expired. The API, the metrics and the page must show exactly those rows.
+
+The API server is served under a base URL with a path (``[api] base_url`` = ``http://127.0.0.1:PORT/airflow``),
+with an auth manager that hides the hourly DAG from one user (``tests.auth_manager``): the page and its API
+must answer 401 without a login, 403 to that user, and work, links included, for a user who may read it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,25 +23,48 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from birthday_pipeline.planning import User
-from tests.chromium import headless_chromium
+from tests.auth_manager import HIDDEN_DAGS_ENV
+from tests.chromium import Page, headless_chromium
 from tests.conftest import WEBHOOK_SECRET, insert_users
 from tests.real_services import PROJECT_DIR, _signal_group, free_port
 from tests.webhook_receiver import Answer, WebhookReceiver
 
-SCREENSHOT = PROJECT_DIR / ".local" / "artifacts" / "birthdays-page.png"
+SCREENSHOTS = PROJECT_DIR / ".local" / "artifacts"
 SENT_BIRTHDAYS = [1, 2, 3, 4, 5, 6]
 ANNIVERSARIES = [3, 4]
 INVALID_USER, REFUSED_USER, EXPIRED_USER = 7, 8, 9
-OPERATOR, OPERATOR_PASSWORD = "operator", "birthday-page-test-password"
+OPERATOR, OUTSIDER, PASSWORD = "operator", "outsider", "birthday-page-test-password"
+BASE_PATH = "/airflow"
 
 
-def produce_demo_day(db: Any, receiver: WebhookReceiver) -> date:
-    """Run the pipeline over a small cohort; return the day it celebrated."""
+@dataclasses.dataclass(frozen=True)
+class DemoDay:
+    """The day the demo happened, its instant, and a zone in which all its rows fall on that day."""
+
+    day: date
+    instant: datetime
+    zone: str
+
+
+def etc_zone(hours_east: int) -> str:
+    return "UTC" if hours_east == 0 else f"Etc/GMT{'-' if hours_east > 0 else '+'}{abs(hours_east)}"
+
+
+def hours_east_at_noon(instant: datetime) -> int:
+    """The offset at which the local time of ``instant`` is between 12:00 and 13:00."""
+    return 12 - instant.hour
+
+
+def produce_demo_day(db: Any, receiver: WebhookReceiver) -> DemoDay:
+    """Run the pipeline over a small cohort; return the day it celebrated and the zone to view it in."""
     from airflow.dag_processing.dagbag import DagBag
 
     instant = (datetime.now(UTC) - timedelta(seconds=30)).replace(microsecond=0)
@@ -62,7 +91,8 @@ def produce_demo_day(db: Any, receiver: WebhookReceiver) -> date:
     for due in (instant - timedelta(hours=3), instant):
         hourly.test(logical_date=due.replace(minute=0, second=0) - timedelta(hours=1))
     assert sweep.test().state == "success"
-    return day
+    # Viewed in a zone where the instant is near noon, the expired row (three hours earlier) is on the same day.
+    return DemoDay(day, instant, etc_zone(hours_east_at_noon(instant)))
 
 
 @pytest.fixture(scope="module")
@@ -86,21 +116,24 @@ def demo_day(app_database_url) -> Any:
 
 @pytest.fixture(scope="module")
 def api_server(demo_day, tmp_path_factory) -> Any:
-    """The Airflow API server with the plugin, on the test session's metadata database; yields its URL."""
+    """The Airflow API server with the plugin under a base URL path, on the test session's metadata database;
+    yields that base URL."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}{BASE_PATH}"
     home = tmp_path_factory.mktemp("api-server")
     log_path = home / "api-server.log"
     passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({OPERATOR: OPERATOR_PASSWORD}), encoding="utf-8")
+    passwords.write_text(json.dumps({OPERATOR: PASSWORD, OUTSIDER: PASSWORD}), encoding="utf-8")
     environment = {
         **os.environ,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__BASE_URL": url,
         "AIRFLOW__API_AUTH__JWT_SECRET": "birthday-pipeline-page-test-jwt-secret",
+        "AIRFLOW__CORE__AUTH_MANAGER": "tests.auth_manager.DagHidingAuthManager",
+        HIDDEN_DAGS_ENV: json.dumps({OUTSIDER: ["birthday_notifications"]}),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{OPERATOR}:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{OPERATOR}:viewer,{OUTSIDER}:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "PYTHONPATH": str(PROJECT_DIR),
     }
@@ -139,22 +172,46 @@ def get(url: str, token: str | None = None) -> tuple[int, Any]:
         return error.code, error.headers
 
 
+def get_page(url: str, token: str) -> tuple[int, str]:
+    """The page as a browser with the UI's session cookie gets it: status and HTML."""
+    request = urllib.request.Request(url, headers={"Cookie": f"_token={token}"})
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
-@pytest.fixture(scope="module")
-def token(api_server) -> str:
-    """A session of a user with Airflow's viewer role, logged in through Airflow's own login endpoint."""
+def log_in(api_server: str, username: str) -> str:
+    """A session of ``username`` (Airflow's viewer role), from Airflow's own login endpoint: its JWT."""
     login = urllib.request.Request(
         f"{api_server}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-        data=json.dumps({"username": OPERATOR, "password": OPERATOR_PASSWORD}).encode())
+        data=json.dumps({"username": username, "password": PASSWORD}).encode())
     with urllib.request.urlopen(login, timeout=30) as response:
         return json.load(response)["access_token"]
 
 
+@pytest.fixture(scope="module")
+def token(api_server) -> str:
+    return log_in(api_server, OPERATOR)
+
+
+@pytest.fixture(scope="module")
+def outsider_token(api_server) -> str:
+    return log_in(api_server, OUTSIDER)
+
+
+def day_query(demo: DemoDay) -> str:
+    return urllib.parse.urlencode({"day": demo.day.isoformat(), "tz": demo.zone})
+
+
 def database_rows(conn: Any, day: date) -> dict[str, Any]:
+    """The demo's rows: all of them celebrate ``day`` (and fall on it in the demo's viewing zone)."""
     conn.rollback()
     with conn.cursor() as cursor:
         cursor.execute("SELECT occasion, status, count(*) FROM notifications WHERE occasion_date = %s"
@@ -170,45 +227,67 @@ def database_rows(conn: Any, day: date) -> dict[str, Any]:
 
 
 def test_the_demo_day_holds_what_the_pipeline_did(demo_day) -> None:
-    day, conn, receiver = demo_day
-    assert database_rows(conn, day)["counts"] == {
+    demo, conn, receiver = demo_day
+    assert database_rows(conn, demo.day)["counts"] == {
         ("birthday", "sent"): 6, ("birthday", "invalid"): 1, ("birthday", "failed"): 1, ("birthday", "expired"): 1,
         ("work_anniversary", "sent"): 2,
     }
     assert len({request.headers["webhook-id"] for request in receiver.requests}) == 9  # 8 sent + 1 refused
 
 
-def test_everything_requires_an_airflow_login(api_server) -> None:
-    assert get(f"{api_server}/birthdays/api/day")[0] == 401
-    assert get(f"{api_server}/birthdays/api/users/1")[0] == 401
+PROTECTED = ["/birthdays/api/day", "/birthdays/api/users/1", "/birthdays/metrics"]
+
+
+def test_without_a_login_the_api_answers_401_and_the_page_sends_you_to_the_login(api_server) -> None:
+    for path in PROTECTED:
+        assert get(f"{api_server}{path}")[0] == 401, path
     assert get(f"{api_server}/birthdays/api/day", token="not-a-token")[0] in (401, 403)
-    status, headers = get(f"{api_server}/birthdays/")
-    assert status == 307 and headers["location"].startswith("/api/v2/auth/login?next=")
+    status, headers = get(f"{api_server}/birthdays/?day=2026-03-10")
+    assert status == 307
+    login = urllib.parse.urlsplit(headers["location"])
+    assert login.path == f"{BASE_PATH}/api/v2/auth/login"
+    assert urllib.parse.parse_qs(login.query)["next"] == [f"{BASE_PATH}/birthdays/?day=2026-03-10"]
+
+
+def test_a_user_the_auth_manager_denies_the_dag_gets_403_and_the_page_says_why(api_server, outsider_token) -> None:
+    # The auth manager lets this user read other DAGs, not the hourly one; the plugin follows its decision.
+    assert get(f"{api_server}/api/v2/dags/birthday_sweep", outsider_token)[0] == 200
+    assert get(f"{api_server}/api/v2/dags/birthday_notifications", outsider_token)[0] == 403
+    for path in PROTECTED:
+        assert get(f"{api_server}{path}", outsider_token)[0] == 403, path
+    status, body = get_page(f"{api_server}/birthdays/", outsider_token)
+    assert status == 403
+    assert "You are logged in as <strong>outsider</strong>, but you may not read the DAG" in body
+    assert "Ask an Airflow admin for read access to that DAG." in body
+    print("403 page for the denied user:", body)
 
 
 def test_the_api_is_documented_and_the_page_is_linked_into_the_ui_nav(api_server, token) -> None:
     status, spec = get(f"{api_server}/birthdays/openapi.json")
     assert status == 200
-    assert {"/api/day", "/api/users/{user_id}"} <= set(spec["paths"])
+    assert {"/api/day", "/api/users/{user_id}", "/metrics"} <= set(spec["paths"])
     status, plugins = get(f"{api_server}/api/v2/plugins", token)
     assert status == 200
     (plugin,) = [plugin for plugin in plugins["plugins"] if plugin["name"] == "birthdays_page"]
+    # Relative: the UI's frame resolves it against the base URL, /airflow/ here.
     assert [(view["name"], view["href"], view["destination"]) for view in plugin["external_views"]] == [
-        ("Birthdays", "/birthdays/", "nav")]
+        ("Birthdays", "birthdays/", "nav")]
 
 
 def test_the_day_api_shows_counts_lateness_per_hour_and_the_problems_with_their_task_logs(
         demo_day, api_server, token) -> None:
-    day, conn, _ = demo_day
-    status, report = get(f"{api_server}/birthdays/api/day?day={day.isoformat()}", token)
+    demo, conn, _ = demo_day
+    status, report = get(f"{api_server}/birthdays/api/day?{day_query(demo)}", token)
     assert status == 200
-    expected = database_rows(conn, day)
+    assert (report["day"], report["timezone"], len(report["hours"])) == (demo.day.isoformat(), demo.zone, 24)
+    expected = database_rows(conn, demo.day)
     counts = {(occasion, status): count for occasion, by_status in report["counts"].items()
               for status, count in by_status.items() if count}
     assert counts == expected["counts"]
     assert sorted(point["id"] for point in report["lateness"]) == expected["sent"]
     assert all(0 <= point["lateness_s"] < 600 for point in report["lateness"])
     assert sum(bucket["count"] for bucket in report["sends_per_hour"]) == 8
+    assert {bucket["hour"] for bucket in report["sends_per_hour"]} <= set(report["hours"])
     problems = {problem["user_id"]: problem for problem in report["problems"]}
     assert sorted(problem["id"] for problem in report["problems"]) == expected["problems"]
     assert problems[INVALID_USER]["reason"] == 'unknown time zone "Mars/Olympus_Mons"'
@@ -216,24 +295,43 @@ def test_the_day_api_shows_counts_lateness_per_hour_and_the_problems_with_their_
     refused = problems[REFUSED_USER]
     assert (refused["status"], refused["reason"], refused["attempts"], refused["last_error"]) == (
         "failed", "refused by the webhook; not retried", 1, "HTTP 410")
-    # The link names the task instance that made the attempt; its log exists in Airflow.
+    # The link names the task instance that made the attempt, under the base URL; its log exists in Airflow.
     path = urllib.parse.urlsplit(refused["task_log"])
-    _, _, dag_id, _, run_id, _, task_id, _, map_index = path.path.split("/")
-    assert (dag_id, task_id, urllib.parse.parse_qs(path.query)["try_number"]) == (
-        "birthday_notifications", "release.send_batch", ["1"])
+    _, base, _, dag_id, _, run_id, _, task_id, _, map_index = path.path.split("/")
+    assert (base, dag_id, task_id, urllib.parse.parse_qs(path.query)["try_number"]) == (
+        BASE_PATH.strip("/"), "birthday_notifications", "release.send_batch", ["1"])
     status, _ = get(f"{api_server}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1"
                     f"?map_index={map_index}", token)
     assert status == 200
 
 
+def test_a_day_in_another_zone_holds_the_instants_of_that_local_day(demo_day, api_server, token) -> None:
+    demo, conn, _ = demo_day
+    # Twelve or thirteen hours away from the demo's zone, its instants fall on another local date.
+    offset = hours_east_at_noon(demo.instant)
+    zone = etc_zone(offset + 12 if offset <= 2 else offset - 13)
+    local_day = demo.instant.astimezone(ZoneInfo(zone)).date()
+    assert local_day != demo.day
+    sent = database_rows(conn, demo.day)["sent"]
+    status, report = get(f"{api_server}/birthdays/api/day?day={local_day}&tz={zone}", token)
+    assert status == 200 and sorted(point["id"] for point in report["lateness"]) == sent
+    _, report = get(f"{api_server}/birthdays/api/day?day={demo.day}&tz={zone}", token)
+    assert report["lateness"] == [] and report["sends_per_hour"] == []
+    # A spring-forward day has 23 local hours; an unknown zone is refused.
+    _, spring = get(f"{api_server}/birthdays/api/day?day=2026-03-29&tz=Europe/Berlin", token)
+    assert len(spring["hours"]) == 23 and spring["start"] == "2026-03-28T23:00:00+00:00"
+    assert get(f"{api_server}/birthdays/api/day?tz=Mars/Olympus_Mons", token)[0] == 422
+
+
 def test_the_user_api_shows_the_next_send_in_utc_and_local_time_and_past_notifications(
         demo_day, api_server, token) -> None:
-    day, _, _ = demo_day
+    demo, _, _ = demo_day
     status, report = get(f"{api_server}/birthdays/api/users/3", token)
     assert status == 200
     assert [(n["occasion"], n["occasion_date"], n["status"]) for n in report["notifications"]] == [
-        ("birthday", day.isoformat(), "sent"), ("work_anniversary", day.isoformat(), "sent")]
-    assert all(n["task_log"].startswith("/dags/birthday_notifications/runs/") for n in report["notifications"])
+        ("birthday", demo.day.isoformat(), "sent"), ("work_anniversary", demo.day.isoformat(), "sent")]
+    assert all(n["task_log"].startswith(f"{BASE_PATH}/dags/birthday_notifications/runs/")
+               for n in report["notifications"])
     upcoming = {n["occasion"]: n for n in report["next"]}
     assert set(upcoming) == {"birthday", "work_anniversary"}
     for entry in upcoming.values():
@@ -243,42 +341,122 @@ def test_the_user_api_shows_the_next_send_in_utc_and_local_time_and_past_notific
     assert get(f"{api_server}/birthdays/api/users/4242", token)[0] == 404
 
 
-def test_the_page_renders_the_real_rows_in_headless_chromium(demo_day, api_server, token) -> None:
-    day, conn, _ = demo_day
-    expected = database_rows(conn, day)
-    page_path = f"/birthdays/?day={day.isoformat()}&user=3"
-    with headless_chromium() as page:
-        # The session cookie the Airflow UI keeps after login (``_token``), holding the logged-in user's JWT.
-        page.call("Network.setCookie", name="_token", value=token, url=api_server, httpOnly=True)
-        page.navigate(f"{api_server}{page_path}")
-        state = page.wait_for("document.body && ['ready', 'error'].includes(document.body.dataset.state)"
-                              " && document.body.dataset.state")
-        assert state == "ready", page.evaluate("document.getElementById('message').textContent")
-        seen = page.evaluate("""({
-            counts: [...document.querySelectorAll('#counts tbody tr')].map(tr =>
-                [tr.dataset.occasion, [...tr.cells].map(td => td.textContent)]),
-            header: [...document.querySelectorAll('#counts thead th')].map(th => th.textContent),
-            points: [...document.querySelectorAll('#lateness-plot circle.lateness-point')].map(c => +c.dataset.id),
-            bars: [...document.querySelectorAll('#sends-per-hour rect.hour-bar')].map(r => +r.dataset.count),
-            problems: [...document.querySelectorAll('#problems tbody tr')].map(tr =>
-                [...tr.cells].map(td => td.textContent)),
-            logLinks: [...document.querySelectorAll('#problems a.task-log')].map(a => a.getAttribute('href')),
-            userRows: document.querySelectorAll('#user-notifications tbody tr').length,
-        })""")
-        page.screenshot(SCREENSHOT)
+def test_the_metrics_endpoint_parses_as_prometheus_text_and_counts_what_the_database_holds(
+        demo_day, api_server, token) -> None:
+    _, conn, _ = demo_day
+    request = urllib.request.Request(f"{api_server}/birthdays/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=")
+        text = response.read().decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert set(families) == {"birthday_notifications", "birthday_delivery_lateness_seconds", "birthday_unsent_due",
+                             "birthday_oldest_unsent_due_seconds"}
+    conn.rollback()
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT occasion, status, count(*) FROM notifications WHERE (send_at AT TIME ZONE 'UTC')::date"
+                       " = (now() AT TIME ZONE 'UTC')::date OR (send_at IS NULL AND occasion_date ="
+                       " (now() AT TIME ZONE 'UTC')::date) GROUP BY 1, 2")
+        today = {(occasion, status): count for occasion, status, count in cursor.fetchall()}
+        cursor.execute("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - send_at)),"
+                       " count(*) FROM notifications WHERE status = 'sent'"
+                       " AND (send_at AT TIME ZONE 'UTC')::date = (now() AT TIME ZONE 'UTC')::date")
+        median, delivered = cursor.fetchone()
+    conn.rollback()
+    exported = {(sample.labels["occasion"], sample.labels["status"]): sample.value
+                for sample in families["birthday_notifications"].samples
+                if sample.labels["day"] == "today" and sample.value}
+    assert exported == today
+    lateness = {sample.labels.get("quantile", sample.name): sample.value
+                for sample in families["birthday_delivery_lateness_seconds"].samples}
+    assert lateness["0.5"] == pytest.approx(median)
+    assert lateness["birthday_delivery_lateness_seconds_count"] == delivered
+    # The refused row is failed for good and the expired row expired: nothing is due and unsent.
+    assert [sample.value for sample in families["birthday_unsent_due"].samples] == [0]
+    assert [sample.value for sample in families["birthday_oldest_unsent_due_seconds"].samples] == [0]
+    print(text)
 
-    header = seen["header"]
-    shown = {(occasion, header[index]): int(cell) for occasion, cells in seen["counts"]
-             for index, cell in enumerate(cells) if 0 < index < len(header) - 1 and int(cell)}
-    assert shown == expected["counts"]
-    assert sorted(seen["points"]) == expected["sent"]
-    assert sum(seen["bars"]) == len(expected["sent"])
-    assert sorted(int(cells[0]) for cells in seen["problems"]) == expected["problems"]
-    assert ["failed", "invalid", "expired"] == sorted({cells[3] for cells in seen["problems"]},
-                                                      key=["failed", "invalid", "expired"].index)
-    assert any(cells[6] == "HTTP 410" and cells[4] == "refused by the webhook; not retried"
-               for cells in seen["problems"])
-    assert len(seen["logLinks"]) == 1 and seen["logLinks"][0].startswith("/dags/birthday_notifications/runs/")
-    assert seen["userRows"] == 2
-    assert SCREENSHOT.stat().st_size > 10_000
-    print(f"demo day {day}: {sorted(expected['counts'].items())}; screenshot {SCREENSHOT}")
+
+def open_in_airflow_ui(page: Page, api_server: str, token: str, theme: str, zone: str) -> None:
+    """Log in (the ``_token`` cookie the UI keeps), choose the UI's colour mode as its theme menu stores it,
+    and open the Birthdays entry of the UI's navigation, with the browser in ``zone``."""
+    page.call("Network.setCookie", name="_token", value=token, url=f"{api_server}/", path=f"{BASE_PATH}/",
+              httpOnly=True)
+    page.call("Emulation.setTimezoneOverride", timezoneId=zone)
+    page.navigate(f"{api_server}/birthdays/openapi.json")
+    page.wait_for("document.readyState === 'complete'")
+    page.evaluate(f"localStorage.setItem('theme', '{theme}')")
+    page.navigate(f"{api_server}/plugin/birthdays")
+    page.wait_for("(() => { const frame = document.querySelector('iframe[title=\"Birthdays\"]');"
+                  " const body = frame && frame.contentDocument && frame.contentDocument.body;"
+                  " return body && ['ready', 'error', 'refused'].includes(body.dataset.state); })()", timeout=90)
+
+
+FRAME = "document.querySelector('iframe[title=\"Birthdays\"]').contentDocument"
+
+
+def luminance(css_color: str) -> float:
+    red, green, blue = (float(part) for part in re.findall(r"[\d.]+", css_color)[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+def test_the_page_in_the_airflow_ui_shows_the_real_rows_in_both_themes(demo_day, api_server, token) -> None:
+    demo, conn, _ = demo_day
+    expected = database_rows(conn, demo.day)
+    seen_by_theme = {}
+    with headless_chromium() as page:
+        for theme in ("light", "dark"):
+            open_in_airflow_ui(page, api_server, token, theme, demo.zone)
+            state = page.evaluate(f"{FRAME}.body.dataset.state")
+            assert state == "ready", page.evaluate(f"{FRAME}.getElementById('message').textContent")
+            page.evaluate(f"(() => {{ const doc = {FRAME}; doc.getElementById('user-id').value = '3';"
+                          " doc.querySelector('#user-form button').click(); })()")
+            page.wait_for(f"{FRAME}.querySelectorAll('#user-notifications tbody tr').length === 2")
+            seen_by_theme[theme] = page.evaluate(f"""(() => {{ const doc = {FRAME}; return {{
+                uiTheme: document.documentElement.className,
+                pageTheme: doc.documentElement.dataset.theme,
+                background: getComputedStyle(doc.body).backgroundColor,
+                text: getComputedStyle(doc.body).color,
+                zone: doc.getElementById('tz').value, day: doc.getElementById('day').value,
+                counts: [...doc.querySelectorAll('#counts tbody tr')].map(tr =>
+                    [tr.dataset.occasion, [...tr.cells].map(td => td.textContent)]),
+                header: [...doc.querySelectorAll('#counts thead th')].map(th => th.textContent),
+                points: [...doc.querySelectorAll('#lateness-plot circle.lateness-point')].map(c => +c.dataset.id),
+                bars: [...doc.querySelectorAll('#sends-per-hour rect.hour-bar')].map(r => +r.dataset.count),
+                yTicks: [...doc.querySelectorAll('#lateness-plot .y-tick')].map(t => t.textContent),
+                xTicks: [...doc.querySelectorAll('#sends-per-hour .x-tick')].map(t => t.textContent),
+                titles: [...doc.querySelectorAll('svg .axis-title')].map(t => t.textContent),
+                problems: [...doc.querySelectorAll('#problems tbody tr')].map(tr =>
+                    [...tr.cells].map(td => td.textContent)),
+                logLinks: [...doc.querySelectorAll('#problems a.task-log')].map(a => a.href),
+            }}; }})()""")
+            page.screenshot(SCREENSHOTS / f"birthdays-page-{theme}.png", height=1400)
+        # The page follows a change of the UI's mode while it is open (the UI's theme menu sets this class).
+        page.evaluate("document.documentElement.classList.replace('dark', 'light')")
+        assert page.wait_for(f"{FRAME}.documentElement.dataset.theme === 'light'", timeout=10)
+
+    light, dark = seen_by_theme["light"], seen_by_theme["dark"]
+    assert (light["uiTheme"], light["pageTheme"]) == ("light", "light")
+    assert (dark["uiTheme"], dark["pageTheme"]) == ("dark", "dark")
+    assert luminance(light["background"]) > 0.9 and luminance(light["text"]) < 0.2
+    assert luminance(dark["background"]) < 0.1 and luminance(dark["text"]) > 0.9
+    for seen in (light, dark):
+        # The browser's zone is the default, and today there is the demo's day.
+        assert (seen["zone"], seen["day"]) == (demo.zone, demo.day.isoformat())
+        header = seen["header"]
+        shown = {(occasion, header[index]): int(cell) for occasion, cells in seen["counts"]
+                 for index, cell in enumerate(cells) if 0 < index < len(header) - 1 and int(cell)}
+        assert shown == expected["counts"]
+        assert sorted(seen["points"]) == expected["sent"]
+        assert sum(seen["bars"]) == len(expected["sent"])
+        assert seen["yTicks"][0] == "0 s" and all(tick.endswith(" s") for tick in seen["yTicks"])
+        assert seen["xTicks"] == ["00:00", "03:00", "06:00", "09:00", "12:00", "15:00", "18:00", "21:00", "24:00"]
+        assert seen["titles"] == [f"send instant (local time, {demo.zone})", "lateness (s)",
+                                  f"hour of sending (local time, {demo.zone})", "sends per hour"]
+        assert sorted(int(cells[0]) for cells in seen["problems"]) == expected["problems"]
+        assert any(cells[7] == "HTTP 410" and cells[5] == "refused by the webhook; not retried"
+                   for cells in seen["problems"])
+        (link,) = seen["logLinks"]
+        assert urllib.parse.urlsplit(link).path.startswith(f"{BASE_PATH}/dags/birthday_notifications/runs/")
+    for theme in ("light", "dark"):
+        assert (SCREENSHOTS / f"birthdays-page-{theme}.png").stat().st_size > 10_000
+    print(f"demo day {demo.day} in {demo.zone}: {sorted(expected['counts'].items())}; screenshots in {SCREENSHOTS}")

@@ -59,6 +59,10 @@ LOCAL_TOOLING_ONLY: dict[tuple[str, str], str] = {
         "Airflow services through the DAGs' BIRTHDAY_WEBHOOK_CONN_ID"
     ),
 }
+# Connections the pipeline runs without, which compose therefore leaves unset, and why.
+OPTIONAL_CONNECTIONS: dict[str, str] = {
+    "AIRFLOW_CONN_BIRTHDAY_ALERTS": "without it no alerts are sent and nothing fails (docs/operations.md)",
+}
 
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<braced>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}|\$(?P<bare>\w+)")
 
@@ -342,7 +346,7 @@ def scan() -> dict[tuple[str, str], set[str]]:
                 variables |= connection_variables(tree)
             prefixes = sorted((prefix for prefix in CONSUMERS if relative.startswith(prefix)), key=len)
             for variable in sorted(variables):
-                if (relative, variable) in LOCAL_TOOLING_ONLY:
+                if (relative, variable) in LOCAL_TOOLING_ONLY or variable in OPTIONAL_CONNECTIONS:
                     continue
                 if not prefixes:
                     unclassified.append(f"{relative}: {variable}")

@@ -53,11 +53,12 @@ def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> 
 
 
 def test_settings_round_trip_through_their_variables() -> None:
-    settings = Settings(time(8, 30, 15), Feb29Rule.MAR1, "Asia/Kathmandu", 7, 12, 3, 9, 4, 2, 1, 60, 250, 2)
+    settings = Settings(time(8, 30, 15), Feb29Rule.MAR1, "Asia/Kathmandu", 7, 12, 3, 9, 4, 2, 1, 60, 250, 2, 45)
     assert Settings.from_variables(settings.as_variables().get) == settings
     assert set(Settings().as_variables()) == {
         "birthday_send_local_time", "birthday_feb29_rule", "birthday_default_timezone", "birthday_batch_size",
         "birthday_max_lateness_hours", "birthday_release_lead_seconds", "birthday_max_in_flight",
         "birthday_request_timeout_seconds", "birthday_max_attempts", "birthday_sweep_grace_seconds",
         "birthday_lease_seconds", "birthday_max_requests_per_second", "birthday_retry_after_floor_seconds",
+        "birthday_late_alert_minutes",
     }

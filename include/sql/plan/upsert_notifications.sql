@@ -8,6 +8,7 @@
 -- words of planning.invalid_reason: unknown zone (naming the zone it likely meant), no name, a name too long
 -- for a message, an occasion date not in the past.
 -- Rows already claimed or finished are never touched, and an unchanged row is not rewritten.
+-- Returns the status of each row written, for the planned and invalid counts.
 WITH slot AS (
     SELECT *
     FROM unnest(
@@ -73,3 +74,4 @@ SET send_at = excluded.send_at,
     updated_at = now()
 WHERE n.status IN ('scheduled', 'invalid')
     AND (n.send_at, n.status, n.last_error) IS DISTINCT FROM (excluded.send_at, excluded.status, excluded.last_error)
+RETURNING n.status

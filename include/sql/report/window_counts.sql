@@ -1,5 +1,5 @@
 -- Notifications due in a window, counted per occasion and status, for a run's closing summary.
-SELECT occasion, status, count(*)
+SELECT occasion, status, count(*) AS count
 FROM notifications
 WHERE occasion = ANY (%(occasions)s::text[])
     AND send_at >= %(window_start)s

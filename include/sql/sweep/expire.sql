@@ -1,5 +1,5 @@
 -- Give up on rows whose instant is older than the late window: they are never sent.
--- Rows under a live claim are left to their sender.
+-- Rows under a live claim are left to their sender. Returns the occasion of each row expired.
 UPDATE notifications
 SET status = 'expired',
     last_error = 'not sent within ' || %(max_lateness_hours)s || ' hours of its instant',
@@ -10,3 +10,4 @@ WHERE occasion = ANY (%(occasions)s::text[])
         status IN ('scheduled', 'failed')
         OR (status = 'sending' AND claimed_at < %(now)s - %(lease)s::interval)
     )
+RETURNING occasion
