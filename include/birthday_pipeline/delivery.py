@@ -154,7 +154,8 @@ def deliver_batch(
         _sleep_until(batch.send_at, clock)
     claim_token = uuid.uuid4()
     with conn.cursor() as cursor:
-        claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()])
+        claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()],
+                        users=[settings.users_relation.parts])
         claimed = [ClaimedRow.from_claim(row)
                    for row in _rows_of(cursor, claim, _claim_parameters(batch, claim_token, settings, clock(), grace))]
     return deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, reconnect,

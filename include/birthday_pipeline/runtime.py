@@ -74,9 +74,9 @@ def sweep(db_conn_id: str, now: datetime) -> list[dict[str, Any]]:
     with closing(open_database(db_conn_id)) as conn:
         result = sweep_late_window(conn, now, settings)
     log.info(
-        "Swept [%s, %s): %d rows upserted, %d expired, %d batches with %d due rows",
-        result.window.start.isoformat(), result.window.end.isoformat(), result.upserted, result.expired,
-        len(result.batches), sum(batch.size for batch in result.batches),
+        "Swept [%s, %s): %d rows upserted, %d expired, %d cancelled (user no longer exists), %d batches with %d due"
+        " rows", result.window.start.isoformat(), result.window.end.isoformat(), result.upserted, result.expired,
+        result.orphans_cancelled, len(result.batches), sum(batch.size for batch in result.batches),
     )
     return [batch.to_json() for batch in result.batches]
 
