@@ -38,6 +38,7 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 from birthday_pipeline.database import dict_cursor
+from birthday_pipeline.settings import Relation
 from birthday_pipeline.statements import SQL_DIR, load_sql
 
 log = logging.getLogger(__name__)
@@ -360,18 +361,18 @@ USER_COLUMNS = ("id", "first_name", "last_name", "birthday", "timezone")
 _INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
 
-def schema_problems(conn: Any, users_relation: str, date_columns: Sequence[str],
+def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[str],
                     directory: Traversable = MIGRATIONS_DIR) -> list[str]:
     """What keeps this code from running on the database of ``conn``, in one cheap query; empty when nothing.
 
-    ``users_relation`` is the relation's name as SQL (quoted identifiers), ``date_columns`` every occasion's
-    date column. Each problem says what to do about it.
+    ``users_relation`` is the relation users are read from, ``date_columns`` every occasion's date column.
+    Each problem says what to do about it.
     """
     migrations = shipped_migrations(directory)
     needed = migrations[-1].version
     with dict_cursor(conn) as cursor:
         try:
-            cursor.execute(load_sql("schema/check"), {"users_relation": users_relation})
+            cursor.execute(load_sql("schema/check"), {"users_relation": users_relation.quoted()})
         except Exception as error:
             if _sqlstate(error) != _UNDEFINED_TABLE:
                 raise
@@ -396,7 +397,7 @@ def schema_problems(conn: Any, users_relation: str, date_columns: Sequence[str],
     return problems
 
 
-def _users_problems(relation: str, date_columns: Sequence[str], found: bool, readable: bool,
+def _users_problems(relation: Relation, date_columns: Sequence[str], found: bool, readable: bool,
                     types: dict[str, str]) -> list[str]:
     where = f"the users relation {relation} (Variable birthday_users_relation)"
     if not found:
@@ -439,7 +440,7 @@ def describe(current: Status, directory: Traversable = MIGRATIONS_DIR) -> list[s
 
 
 def migrate_connection(conn_id: str, *, apply: bool) -> tuple[Status, list[str]]:
-    """Apply (or, without ``apply``, only describe) the migrations of the database of Airflow connection ``conn_id``.
+    """Apply (or, without ``apply``, only read) the migrations of the database of Airflow connection ``conn_id``.
 
     Returns the status before applying and the names run.
     """
@@ -447,14 +448,12 @@ def migrate_connection(conn_id: str, *, apply: bool) -> tuple[Status, list[str]]
 
     with closing(PostgresHook(postgres_conn_id=conn_id).get_conn()) as conn:
         before = status(conn)
-        for line in describe(before):
-            log.info("%s", line)
         ran = apply_migrations(conn) if apply else []
     return before, ran
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m birthday_pipeline.migrations {status,apply} [--conn-id birthday_db]``."""
+    """``python -m birthday_pipeline.migrations {status,apply} [--conn-id birthday_db]``; prints to stdout."""
     parser = argparse.ArgumentParser(prog="birthday-pipeline-migrate",
                                      description="List or apply the birthday pipeline's migrations on the database "
                                                  "an Airflow connection names.")
@@ -462,14 +461,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--conn-id", default="birthday_db",
                         help="the Airflow connection (AIRFLOW_CONN_<ID>, a secrets backend or the metadata database)")
     arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        _, ran = migrate_connection(arguments.conn_id, apply=arguments.command == "apply")
+        before, ran = migrate_connection(arguments.conn_id, apply=arguments.command == "apply")
     except MigrationError as error:
-        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
         return 1
+    print("\n".join(describe(before)))
     if arguments.command == "apply":
-        log.info("%d migrations applied", len(ran))
+        print(f"{len(ran)} migrations applied" + (f": {', '.join(ran)}" if ran else ""))
     return 0
 
 

@@ -26,13 +26,14 @@ from birthday_pipeline.migrations import (
     shipped_migrations,
     status,
 )
+from birthday_pipeline.settings import Relation
 from tools.local_postgres import database_url, fresh_database
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BEFORE_CHECKSUMS = PROJECT_DIR / "tests" / "fixtures" / "migrations_before_checksums"
 SHIPPED = [migration.name for migration in shipped_migrations()]
 BUNDLED_USERS = [migration.name for migration in shipped_migrations() if migration.bundled_users]
-RELATION = '"users"'
+RELATION = Relation(("users",))
 
 
 @pytest.fixture
@@ -83,15 +84,15 @@ def test_the_schema_check_names_the_version_and_what_is_missing(conn) -> None:
         f"birthday_db is at {at}, this code needs {SHIPPED[-1][:4]} (not applied: {SHIPPED[-1]}): "
         "trigger birthday_migrate"]
     assert apply_migrations(conn) == [SHIPPED[-1]]
-    assert schema_problems(conn, '"accounts"', ["hired_on"]) == [
-        "the users relation \"accounts\" (Variable birthday_users_relation) does not exist in birthday_db, or is "
+    assert schema_problems(conn, Relation(("accounts",)), ["hired_on"]) == [
+        "the users relation accounts (Variable birthday_users_relation) does not exist in birthday_db, or is "
         "not on this role's search path; see docs/deploy.md"]
     query(conn, "CREATE VIEW accounts AS SELECT id::text AS id, first_name, birthday::timestamp AS birthday FROM users")
-    assert schema_problems(conn, '"accounts"', ["hired_on"]) == [
-        'the users relation "accounts" (Variable birthday_users_relation) has no column last_name, timezone, '
+    assert schema_problems(conn, Relation(("accounts",)), ["hired_on"]) == [
+        'the users relation accounts (Variable birthday_users_relation) has no column last_name, timezone, '
         "hired_on; the pipeline reads id, first_name, last_name, birthday, timezone, hired_on: write a view that "
         "names them (docs/deploy.md)",
-        'in the users relation "accounts" (Variable birthday_users_relation), birthday is timestamp without time '
+        'in the users relation accounts (Variable birthday_users_relation), birthday is timestamp without time '
         "zone, not date; id is text, not an integer: cast it in the view (docs/deploy.md)"]
 
 
