@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS users (
     first_name  text NOT NULL,
     last_name   text NOT NULL,
     birthday    date NOT NULL,
-    timezone    text,  -- an IANA or Rails zone name; NULL means the configured default zone
+    timezone    text,  -- an IANA or Rails (ActiveSupport) zone name; NULL means the configured default zone
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
