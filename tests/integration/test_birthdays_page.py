@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,7 +21,7 @@ import pytest
 from birthday_pipeline.planning import User
 from tests.chromium import headless_chromium
 from tests.conftest import WEBHOOK_SECRET, insert_users
-from tests.real_services import PROJECT_DIR, _signal_group, free_port
+from tests.real_services import PROJECT_DIR, get, login, plugin_api_server
 from tests.webhook_receiver import Answer, WebhookReceiver
 
 SCREENSHOT = PROJECT_DIR / ".local" / "artifacts" / "birthdays-page.png"
@@ -87,71 +84,14 @@ def demo_day(app_database_url) -> Any:
 @pytest.fixture(scope="module")
 def api_server(demo_day, tmp_path_factory) -> Any:
     """The Airflow API server with the plugin, on the test session's metadata database; yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    home = tmp_path_factory.mktemp("api-server")
-    log_path = home / "api-server.log"
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({OPERATOR: OPERATOR_PASSWORD}), encoding="utf-8")
-    environment = {
-        **os.environ,
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__BASE_URL": url,
-        "AIRFLOW__API_AUTH__JWT_SECRET": "birthday-pipeline-page-test-jwt-secret",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{OPERATOR}:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "PYTHONPATH": str(PROJECT_DIR),
-    }
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)],
-                                   env=environment, stdout=log_file, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
-            try:
-                with urllib.request.urlopen(f"{url}/birthdays/openapi.json", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-4000:]
-                time.sleep(1)
+    with plugin_api_server(tmp_path_factory.mktemp("api-server"), {OPERATOR: OPERATOR_PASSWORD}) as url:
         yield url
-    finally:
-        _signal_group(process, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, 9)
-            process.wait()
-
-
-def get(url: str, token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(request, timeout=30) as response:
-            body = response.read()
-            return response.status, json.loads(body) if body[:1] in (b"{", b"[") else body
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 @pytest.fixture(scope="module")
 def token(api_server) -> str:
     """A session of a user with Airflow's viewer role, logged in through Airflow's own login endpoint."""
-    login = urllib.request.Request(
-        f"{api_server}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-        data=json.dumps({"username": OPERATOR, "password": OPERATOR_PASSWORD}).encode())
-    with urllib.request.urlopen(login, timeout=30) as response:
-        return json.load(response)["access_token"]
+    return login(api_server, OPERATOR, OPERATOR_PASSWORD)
 
 
 def database_rows(conn: Any, day: date) -> dict[str, Any]:
