@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -49,22 +51,20 @@ CREATE TABLE employees (
     updated_at     timestamp(6) NOT NULL DEFAULT now()
 );
 """
-# What docs/deploy.md tells the team to run: a schema for the pipeline, the view, the month-day indexes.
-PIPELINE_SCHEMA = """
-CREATE SCHEMA birthday;
-ALTER DATABASE {database} SET search_path = birthday, public;
-CREATE VIEW birthday.team_users AS
-SELECT id, given_name AS first_name, family_name AS last_name, date_of_birth AS birthday,
-       time_zone AS timezone, started_on AS hired_on
-FROM public.employees;
-"""
-TEAM_INDEXES = [
-    "CREATE INDEX CONCURRENTLY IF NOT EXISTS employees_birth_month_day_idx ON public.employees"
-    " (((extract(month FROM date_of_birth) * 100 + extract(day FROM date_of_birth))::integer))"
-    " INCLUDE (id, time_zone, given_name, family_name, date_of_birth)",
-    "CREATE INDEX CONCURRENTLY IF NOT EXISTS employees_started_on_month_day_idx ON public.employees"
-    " (((extract(month FROM started_on) * 100 + extract(day FROM started_on))::integer))",
-]
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
+
+
+def docs_block(name: str) -> str:
+    """The fenced block of docs/deploy.md marked ``<!-- tested: name -->``: what the docs tell a team to run."""
+    text = DOCS.read_text(encoding="utf-8")
+    after = text.split(f"<!-- tested: {name} -->\n", 1)[1]
+    return after.split("```", 2)[1].split("\n", 1)[1]
+
+
+def statements(block: str) -> list[str]:
+    return [statement.strip() for statement in block.split(";\n") if statement.strip()]
+
+
 OPERATOR, PASSWORD = "team-operator", "team-operator-password"
 
 
@@ -104,17 +104,38 @@ def due_birthday(zone: str, send_time: Any, now: datetime) -> date:
     raise AssertionError(f"no due day in {zone}")
 
 
+def as_role(url: str, role: str) -> str:
+    """``url`` logging in as ``role`` (the embedded server trusts local connections)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rsplit('@', 1)[-1]}"))
+
+
 @pytest.fixture
 def team_database(monkeypatch: pytest.MonkeyPatch, webhook) -> Iterator[dict[str, Any]]:
+    """The application's database, set up as docs/deploy.md says, behind connections of the two roles."""
     server = database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres")
     url = fresh_database(server, "team_app")
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cursor:
+        for role in ("birthday_app", "birthday_migrator"):  # roles outlive the databases of earlier runs
+            cursor.execute(f"DROP ROLE IF EXISTS {role}")
         cursor.execute(APPLICATION)
-        cursor.execute(PIPELINE_SCHEMA.format(database="team_app"))
+        cursor.execute(docs_block("team-database"))
         conn.commit()
-    monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB", airflow_connection(url))
+    with closing(psycopg2.connect(as_role(url, "birthday_migrator"))) as conn, conn.cursor() as cursor:
+        cursor.execute(docs_block("team-view"))
+        conn.commit()
+    monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB", airflow_connection(as_role(url, "birthday_app")))
+    monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB_ADMIN", airflow_connection(as_role(url, "birthday_migrator")))
     monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_USERS_RELATION", "birthday.team_users")
     yield {"url": url, "receiver": webhook}
+
+
+def build_team_indexes(url: str) -> None:
+    with closing(psycopg2.connect(url)) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            for statement in statements(docs_block("team-indexes")):
+                cursor.execute(statement)
 
 
 def rows(url: str, statement: str, parameters: Any = None) -> list[tuple]:
@@ -128,11 +149,21 @@ def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_wri
     from airflow.dag_processing.dagbag import DagBag
 
     url, receiver = team_database["url"], team_database["receiver"]
-    with closing(psycopg2.connect(url)) as conn:
-        assert apply_migrations(conn) == [m.name for m in shipped_migrations() if not m.bundled_users]
+    bag = DagBag()
+    migrate = bag.get_dag("birthday_migrate").test(run_conf={"conn_id": "birthday_db_admin", "apply": True})
+    assert migrate.state == "success"
+    assert rows(url, "SELECT name FROM birthday.birthday_schema_migrations WHERE skipped IS NULL ORDER BY 1") == [
+        (m.name,) for m in shipped_migrations() if not m.bundled_users]
+    # The DAGs' role runs no DDL and reads the application's table only through the view.
+    with closing(psycopg2.connect(as_role(url, "birthday_app"))) as app:
+        for statement in ("CREATE TABLE birthday.nope (id int)", "CREATE TABLE public.nope (id int)",
+                          "SELECT count(*) FROM public.employees", "ALTER TABLE notifications ADD COLUMN x int"):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege), app.cursor() as cursor:
+                cursor.execute(statement)
+            app.rollback()
     # The pipeline's tables went to its own schema; the application's users and schema_migrations are untouched.
-    assert rows(url, "SELECT to_regclass('notifications')::text, to_regclass('birthday_schema_migrations')::text") == [
-        ("notifications", "birthday_schema_migrations")]
+    assert rows(url, "SELECT to_regclass('birthday.notifications')::text, to_regclass('birthday.birthday_schema_migrations')::text") == [
+        ("birthday.notifications", "birthday.birthday_schema_migrations")]
     assert rows(url, "SELECT relnamespace::regnamespace::text FROM pg_class WHERE relname = 'notifications'") == [
         ("birthday",)]
     assert rows(url, "SELECT version FROM public.schema_migrations ORDER BY 1") == [("20190101000000",),
@@ -165,13 +196,8 @@ def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_wri
     writer = ApplicationWrites(url, today)
     writer.start()
     try:
-        with closing(psycopg2.connect(url)) as conn:
-            conn.autocommit = True
-            with conn.cursor() as cursor:
-                for statement in TEAM_INDEXES:  # built while the application writes, as the docs say
-                    cursor.execute(statement)
+        build_team_indexes(url)  # while the application writes, as the docs say
         writes_before_runs = writer.writes
-        bag = DagBag()
         hourly, sweep = bag.get_dag("birthday_notifications"), bag.get_dag("birthday_sweep")
         assert hourly.test(logical_date=instant.replace(minute=0, second=0) - timedelta(hours=1)).state == "success"
         assert sweep.test().state == "success"
@@ -200,7 +226,7 @@ def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_wri
         (by_name["Tu"], "birthday", "Hey, Tu Youyou it's your birthday"),
     ])
     planned = {user_id: (status, send_at, reason) for user_id, status, send_at, reason in rows(
-        url, "SELECT user_id, status, send_at, last_error FROM notifications WHERE occasion = 'birthday'")}
+        url, "SELECT user_id, status, send_at, last_error FROM birthday.notifications WHERE occasion = 'birthday'")}
     assert planned[by_name["Bad"]] == (
         "invalid", None, 'unknown time zone " eastern time (us & canada) "; did you mean "Eastern Time (US & Canada)"?')
     born = {given: birthday for given, _, birthday, _, _ in people}
@@ -210,7 +236,7 @@ def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_wri
         if expected > instant:  # the due day fell in the previous year's calendar (around New Year)
             expected = local_instant(born[name].replace(year=today.year - 1), send_time, load_zone(zone))
         assert planned[by_name[name]] == ("sent", expected, None), name
-    assert rows(url, "SELECT count(*) FROM notifications WHERE user_id NOT IN %s", (tuple(by_name.values()),)) == [(0,)]
+    assert rows(url, "SELECT count(*) FROM birthday.notifications WHERE user_id NOT IN %s", (tuple(by_name.values()),)) == [(0,)]
 
     # The Birthdays page reads the same relation: the Rails zone shown as its IANA zone.
     assert status == 200 and alan_status == 200 and day_status == 200
@@ -223,13 +249,10 @@ def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_wri
 
 def test_planning_reads_the_teams_table_through_its_index(team_database) -> None:
     url = team_database["url"]
-    with closing(psycopg2.connect(url)) as conn:
+    with closing(psycopg2.connect(as_role(url, "birthday_migrator"))) as conn:
         apply_migrations(conn)
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            for statement in TEAM_INDEXES:
-                cursor.execute(statement)
-        conn.autocommit = False
+    build_team_indexes(url)
+    with closing(psycopg2.connect(as_role(url, "birthday_app"))) as conn:
         settings = Settings.from_variables({"birthday_users_relation": "birthday.team_users"}.get)
         window = Window(datetime(2026, 12, 15, 9, tzinfo=UTC), datetime(2026, 12, 15, 10, tzinfo=UTC))
         statement = compose(conn, "plan/upsert_notifications", source_date=[("u", BIRTHDAY.date_column)],
