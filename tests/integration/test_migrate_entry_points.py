@@ -44,15 +44,23 @@ def task_states(dag_run) -> dict[str, str | None]:
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 
-def test_every_dag_stops_at_its_first_task_until_birthday_migrate_ran(empty_db: str, capfd) -> None:
+def task_logs(capfd, caplog) -> str:
+    """What the tasks of ``dag.test()`` logged: to the terminal, or through logging once Airflow routed it there."""
+    text = "".join(capfd.readouterr()) + caplog.text
+    caplog.clear()
+    return text
+
+
+def test_every_dag_stops_at_its_first_task_until_birthday_migrate_ran(empty_db: str, capfd, caplog) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag()
+    caplog.set_level("INFO")
     sweep = bag.get_dag("birthday_sweep").test()
     assert sweep.state == "failed"
     assert task_states(sweep) == {"check_schema": "failed", "find_due": "upstream_failed",
                                   "send_batch": "upstream_failed", "summarize": "upstream_failed"}
-    log = "".join(capfd.readouterr())  # the task logs of dag.test() go to the terminal
+    log = task_logs(capfd, caplog)
     assert (f"birthday_db has no migrations of this pipeline (no table birthday_schema_migrations), this code "
             f"needs {NEEDED}: trigger birthday_migrate") in log
     assert "UndefinedTable" not in log  # no task got as far as a missing table
@@ -63,7 +71,7 @@ def test_every_dag_stops_at_its_first_task_until_birthday_migrate_ran(empty_db: 
 
     dry = bag.get_dag("birthday_migrate").test(run_conf={"apply": False})
     assert dry.state == "success" and recorded(empty_db) == []
-    assert f"pending  {SHIPPED[0]}" in "".join(capfd.readouterr())
+    assert f"pending  {SHIPPED[0]}" in task_logs(capfd, caplog)
 
     migrate = bag.get_dag("birthday_migrate").test(run_conf={"apply": True})
     assert migrate.state == "success"
