@@ -12,6 +12,8 @@ instant comes. A manual run, a cleared run or `airflow backfill create --dag-id 
 --from-date ... --to-date ...` plans exactly the windows of its logical dates; running a date again changes
 nothing.
 
+Task `check_schema` runs first: it fails at once, saying what to run, when `birthday_db` lacks a migration this
+code needs (trigger `birthday_migrate`) or the users relation (`birthday_users_relation`) lacks a column.
 Task `plan` returns the **release batches**: each distinct send instant of the window, split into runs of
 at most `birthday_batch_size` rows. For each batch, the mapped group `release` defers a
 `DateTimeSensorAsync` until `birthday_release_lead_seconds` (30) before the instant, then `send_batch`
@@ -38,7 +40,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
-from airflow.sdk import dag, get_current_context, task, task_group, teardown
+from airflow.sdk import dag, get_current_context, setup, task, task_group, teardown
 from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
@@ -60,6 +62,12 @@ BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
     doc_md=__doc__,
 )
 def birthday_notifications() -> None:
+    @setup
+    def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+        from birthday_pipeline import runtime
+
+        return runtime.check_schema(db_conn_id)
+
     @task
     def plan(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
         from birthday_pipeline import runtime
@@ -87,7 +95,11 @@ def birthday_notifications() -> None:
         return runtime.summarize_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
                                 alerts_conn_id)
 
-    release.expand_kwargs(plan()) >> summarize()
+    # summarize is check_schema's teardown: it does not run against a database that failed the check.
+    checked, releases, summary = check_schema(), plan(), summarize()
+    checked >> releases
+    checked >> summary
+    release.expand_kwargs(releases) >> summary
 
 
 birthday_notifications()

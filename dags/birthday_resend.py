@@ -17,7 +17,8 @@ A notification never delivered (`failed`, `expired`, `cancelled`, or `scheduled`
 is sent under its own webhook-id, so a receiver that saw an earlier attempt de-duplicates it. Nothing is
 sent before its instant, nothing under another task's live claim, nothing `invalid`. Sending goes through
 the same code as the hourly release (re-check against `users`, signed POST to connection
-`birthday_webhook`, attempt rows). The run ends with one summary line per occasion.
+`birthday_webhook`, attempt rows). The run ends with one summary line per occasion. Task `check_schema` runs
+first and fails at once, saying what to run, when `birthday_db` lacks a migration this code needs.
 """
 
 from __future__ import annotations
@@ -56,13 +57,19 @@ BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
 )
 def birthday_resend() -> None:
     @task
+    def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+        from birthday_pipeline import runtime
+
+        return runtime.check_schema(db_conn_id)
+
+    @task
     def resend(db_conn_id: str = BIRTHDAY_DB_CONN_ID, webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
         from birthday_pipeline import runtime
 
         context = get_current_context()
         return runtime.resend(dict(context["params"]), context["dag_run"].run_after, db_conn_id, webhook_conn_id)
 
-    resend()
+    check_schema() >> resend()
 
 
 birthday_resend()

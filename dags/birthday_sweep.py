@@ -13,7 +13,9 @@ The safety net that makes recovery independent of the hourly runs. Each run, as 
    hourly release; `sending` rows whose lease (`birthday_lease_seconds`, 600) expired; and retryable
    `failed` rows below `birthday_max_attempts` (10, counted over every try of every task).
 
-Every occasion of the registry (birthdays, work anniversaries) goes through the same steps. Nothing is
+Task `check_schema` runs first and fails at once, saying what to run, when `birthday_db` lacks a migration
+this code needs (trigger `birthday_migrate`) or the users relation lacks a column. Every occasion of the
+registry (birthdays, work anniversaries) goes through the same steps. Nothing is
 ever sent before its instant. Trigger it by hand (no parameters) to re-drive at once; task `summarize`
 ends each run with one line per occasion: the late window's notifications in each status.
 With connection `birthday_alerts` it then sends the run's alerts: new problem notifications (or the
@@ -26,7 +28,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task, teardown
+from airflow.sdk import dag, get_current_context, setup, task, teardown
 from airflow.timetables.trigger import CronTriggerTimetable
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
@@ -46,6 +48,12 @@ BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
     doc_md=__doc__,
 )
 def birthday_sweep() -> None:
+    @setup
+    def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+        from birthday_pipeline import runtime
+
+        return runtime.check_schema(db_conn_id)
+
     @task
     def find_due(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
         from birthday_pipeline import runtime
@@ -68,7 +76,11 @@ def birthday_sweep() -> None:
         return runtime.summarize_sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
                                alerts_conn_id)
 
-    send_batch.expand(batch=find_due()) >> summarize()
+    # summarize is check_schema's teardown: it does not run against a database that failed the check.
+    checked, due, summary = check_schema(), find_due(), summarize()
+    checked >> due
+    checked >> summary
+    send_batch.expand(batch=due) >> summary
 
 
 birthday_sweep()

@@ -13,10 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REDIS_URL_ENV = "BIRTHDAY_REDIS_URL"
@@ -171,3 +173,76 @@ def _wait_until_healthy(api_url: str, processes: list[subprocess.Popen], log_dir
             pass
         time.sleep(1)
     raise RuntimeError(f"Airflow services not healthy within {timeout} s; logs in {log_dir}")
+
+
+@contextmanager
+def plugin_api_server(home: Path, passwords: dict[str, str], base_path: str = "",
+                      environment: dict[str, str] | None = None) -> Iterator[str]:
+    """An Airflow API server with this project's plugin, on the session's metadata database and environment
+    (plus ``environment``), whose users (all Airflow viewers) log in with ``passwords``, served under the
+    base URL path ``base_path`` (e.g. ``/airflow``); yields its URL, base path included."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}{base_path}"
+    log_path = home / "api-server.log"
+    passwords_file = home / "passwords.json"
+    passwords_file.write_text(json.dumps(passwords), encoding="utf-8")
+    server_environment = {
+        **os.environ,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__API_AUTH__JWT_SECRET": "birthday-pipeline-page-test-jwt-secret",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:viewer" for user in passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+        "PYTHONPATH": str(PROJECT_DIR),
+        **(environment or {}),
+    }
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)],
+                                   env=server_environment, stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
+            try:
+                with urllib.request.urlopen(f"{url}/birthdays/openapi.json", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-4000:]
+                time.sleep(1)
+        yield url
+    finally:
+        _signal_group(process, 15)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, 9)
+            process.wait()
+
+
+def login(api_url: str, user: str, password: str) -> str:
+    """The JWT Airflow's own login endpoint gives ``user``."""
+    request = urllib.request.Request(
+        f"{api_url}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"username": user, "password": password}).encode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["access_token"]
+
+
+def get(url: str, token: str | None = None) -> tuple[int, Any]:
+    """GET ``url`` as the holder of ``token``, following no redirect: the status and the JSON (or the headers)."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=30) as response:
+            body = response.read()
+            return response.status, json.loads(body) if body[:1] in (b"{", b"[") else body
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None

@@ -2,7 +2,9 @@
 
 Both use the server named by ``BIRTHDAY_POSTGRES_URL`` or, without it, an embedded PostgreSQL under
 ``.local/postgres`` that lives as long as this process. It holds the application database ``birthday``
-and Airflow's metadata database ``airflow``; Airflow's home is ``.local/airflow``.
+and Airflow's metadata database ``airflow``; Airflow's home is ``.local/airflow``. With
+``AIRFLOW_CONN_BIRTHDAY_DB`` set, `make migrate` migrates the database that connection names instead, through
+the same code as the ``birthday_migrate`` DAG, and creates no database.
 
 `make run` also starts the local webhook receiver (unless ``AIRFLOW_CONN_BIRTHDAY_WEBHOOK`` names another
 endpoint), stores the pipeline's Variables, adds a demo cohort of users (``DEMO=0`` leaves them out) and
@@ -29,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 
-from birthday_pipeline.migrations import apply_migrations
+from birthday_pipeline import migrations
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.statements import load_sql
 from tools.demo import demo_send_time, demo_users
@@ -41,13 +43,14 @@ AIRFLOW_HOME = LOCAL_DIR / "airflow"
 API_URL = "http://localhost:8080"
 RECEIVER_PORT = 8000
 WEBHOOK_CONN_ENV = "AIRFLOW_CONN_BIRTHDAY_WEBHOOK"
+DB_CONN_ENV = "AIRFLOW_CONN_BIRTHDAY_DB"
 
 
 def migrate(server: str) -> str:
     """Create the application database if needed and apply its pending migrations; return its URL."""
     url = ensure_database(server, "birthday")
     with closing(psycopg2.connect(url)) as conn:
-        applied = apply_migrations(conn)
+        applied = migrations.apply_migrations(conn)
     log.info("Application database ready: %d migrations applied now", len(applied))
     return url
 
@@ -243,6 +246,8 @@ def main() -> int:
     # Ctrl-C and SIGTERM both stop cleanly, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if arguments.command == "migrate" and DB_CONN_ENV in os.environ:
+        return migrations.main(["apply", "--conn-id", "birthday_db"])
     server = server_url(LOCAL_DIR / "postgres")
     if arguments.command == "migrate":
         migrate(server)

@@ -20,9 +20,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import psycopg
-import psycopg2
 
+from birthday_pipeline.database import CONNECTION_LOST, is_psycopg3
 from birthday_pipeline.occasions import date_columns, occasion_named, occasion_names, source_dates
 from birthday_pipeline.planning import INVALID, SCHEDULED, ReleaseBatch, User, plan_occasion
 from birthday_pipeline.settings import Settings
@@ -158,7 +157,8 @@ def deliver_batch(
         _sleep_until(batch.send_at, clock)
     claim_token = uuid.uuid4()
     with conn.cursor() as cursor:
-        claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()])
+        claim = compose(conn, "deliver/claim", date_columns=[("u", column) for column in date_columns()],
+                        users=[settings.users_relation.parts])
         claimed = [ClaimedRow.from_claim(row)
                    for row in _rows_of(cursor, claim, _claim_parameters(batch, claim_token, settings, clock(), grace))]
     return deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, reconnect,
@@ -171,7 +171,7 @@ def _rows_of(cursor: Any, statement: str, parameters: dict) -> Iterator[tuple]:
     psycopg 3 (PostgresHook's driver) streams, so the whole raw result never sits in memory beside the
     objects built from it; psycopg2 fetches the result at once.
     """
-    if isinstance(cursor, psycopg.Cursor):
+    if is_psycopg3(cursor):
         yield from cursor.stream(statement, parameters)
     else:
         cursor.execute(statement, parameters)
@@ -234,9 +234,6 @@ def deliver_claimed(
 # How long a batch waits for the database to come back before it gives up recording what it sent; the
 # lease (and the sweep) take over after that, re-sending under the same webhook-ids.
 RECORD_RETRY_SECONDS = 60
-# PostgresHook hands out psycopg (3) connections; psycopg2 ones work too. Either may lose its server.
-CONNECTION_LOST = (psycopg.OperationalError, psycopg.InterfaceError, psycopg2.OperationalError,
-                   psycopg2.InterfaceError)
 
 
 def _record_attempts(conn: Any, parameters: dict, reconnect: Callable[[], Any] | None) -> None:

@@ -226,7 +226,8 @@ def upsert_window(conn: Any, window: Window, settings: Settings) -> dict[str, di
     with dict_cursor(conn) as cursor:
         for occasion in OCCASIONS.values():
             cursor.execute(
-                compose(conn, "plan/upsert_notifications", source_date=[("u", occasion.date_column)]),
+                compose(conn, "plan/upsert_notifications", source_date=[("u", occasion.date_column)],
+                        users=[settings.users_relation.parts]),
                 _upsert_parameters(window_slots(window, settings, occasion), settings, occasion),
             )
             written[occasion.name] = dict(Counter(row["status"] for row in cursor.fetchall()))

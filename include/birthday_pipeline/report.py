@@ -190,7 +190,8 @@ def health(conn: Any, settings: Settings) -> Health:
 def user_report(conn: Any, user_id: int, settings: Settings, now: datetime, ui_root: str = "/") -> dict[str, Any] | None:
     """The user's next planned send per occasion (UTC and local) and past notifications; None if no such user."""
     with dict_cursor(conn) as cursor:
-        cursor.execute(compose(conn, "report/user", date_columns=[("u", column) for column in date_columns()]),
+        cursor.execute(compose(conn, "report/user", date_columns=[("u", column) for column in date_columns()],
+                               users=[settings.users_relation.parts]),
                        {"user_id": user_id})
         found = cursor.fetchone()
         if found is None:

@@ -27,7 +27,7 @@ from birthday_pipeline.delivery import (
 )
 from birthday_pipeline.occasions import Occasion, date_columns
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import compose, load_sql
+from birthday_pipeline.statements import compose
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,9 @@ def resend(
     now = clock()
     lease = timedelta(seconds=settings.lease_seconds)
     with conn.cursor() as cursor:
-        cursor.execute(load_sql("resend/look_up"), {"user_ids": request.user_ids, "occasion": request.occasion.name,
-                                                    "occasion_date": request.occasion_date})
+        cursor.execute(compose(conn, "resend/look_up", users=[settings.users_relation.parts]),
+                       {"user_ids": request.user_ids, "occasion": request.occasion.name,
+                        "occasion_date": request.occasion_date})
         decisions = [decide(LookedUp(*row), request, now, requested_at, lease) for row in cursor.fetchall()]
     conn.commit()
     prefix = "Dry run, would" if request.dry_run else "Will"
@@ -158,7 +159,8 @@ def resend(
     claim_token = uuid.uuid4()
     with conn.cursor() as cursor:
         cursor.execute(
-            compose(conn, "resend/claim", date_columns=[("u", column) for column in date_columns()]),
+            compose(conn, "resend/claim", date_columns=[("u", column) for column in date_columns()],
+                    users=[settings.users_relation.parts]),
             {"ids": to_send, "claim_token": str(claim_token), "now": now, "lease": lease, "force": request.force,
              "requested_at": requested_at},
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from birthday_pipeline import alerts, metrics
 from birthday_pipeline.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, TaskRef, deliver_batch
-from birthday_pipeline.occasions import OCCASIONS, occasion_named
+from birthday_pipeline.occasions import OCCASIONS, date_columns, occasion_named
 from birthday_pipeline.planning import ReleaseBatch, Window, hourly_window, plan_window
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.sweep import late_window, sweep_late_window
@@ -49,6 +49,44 @@ def open_database(conn_id: str) -> Any:
     return PostgresHook(postgres_conn_id=conn_id).get_conn()
 
 
+def check_schema(db_conn_id: str) -> dict[str, str]:
+    """The first task of every DAG: fail at once, saying what to run, unless the database is at the version this
+    code needs and the users relation has the columns the pipeline reads (one cheap query)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from birthday_pipeline.migrations import needed_version, schema_problems
+
+    relation = read_settings().users_relation
+    with closing(open_database(db_conn_id)) as conn:
+        problems = schema_problems(conn, relation, date_columns())
+    if problems:
+        raise AirflowFailException("; ".join(problems))
+    log.info("%s is at %s; the users relation %s has every column the pipeline reads", db_conn_id,
+             needed_version(), relation)
+    return {"version": needed_version(), "users_relation": str(relation)}
+
+
+def migrate(conn_id: str, *, apply: bool) -> dict[str, Any]:
+    """List the migrations of the database of ``conn_id`` and, with ``apply``, run the pending ones.
+
+    A migration whose file changed after it was applied fails the task without retries: only a code change
+    mends that. Anything else (a lock that could not be had in time, a lost connection) is retried.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from birthday_pipeline.migrations import ChangedMigrationError, describe, migrate_connection
+
+    try:
+        before, ran = migrate_connection(conn_id, apply=apply)
+    except ChangedMigrationError as error:
+        raise AirflowFailException(str(error)) from error
+    for line in describe(before):
+        log.info("%s", line)
+    log.info("%d migrations applied%s", len(ran), "" if apply else " (apply is off: nothing was run)")
+    return {"version_before": before.version, "pending_before": [migration.name for migration in before.pending],
+            "applied": ran}
+
+
 def plan_hourly(db_conn_id: str, anchor: datetime) -> list[dict[str, Any]]:
     """Plan the window of the hourly run anchored at ``anchor``; return its releases for the mapped group.
 
@@ -81,9 +119,9 @@ def sweep(db_conn_id: str, now: datetime) -> list[dict[str, Any]]:
     metrics.count_planned(result.planned_by_occasion)
     metrics.count_expired(result.expired_by_occasion)
     log.info(
-        "Swept [%s, %s): %d rows upserted, %d expired, %d batches with %d due rows",
-        result.window.start.isoformat(), result.window.end.isoformat(), result.upserted, result.expired,
-        len(result.batches), sum(batch.size for batch in result.batches),
+        "Swept [%s, %s): %d rows upserted, %d expired, %d cancelled (user no longer exists), %d batches with %d due"
+        " rows", result.window.start.isoformat(), result.window.end.isoformat(), result.upserted, result.expired,
+        result.orphans_cancelled, len(result.batches), sum(batch.size for batch in result.batches),
     )
     return [batch.to_json() for batch in result.batches]
 
@@ -215,7 +253,6 @@ def _email_alert(conn_id: str, recipients: str | list[str], alert: alerts.Alert)
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(to=recipients, subject=alert.subject,
                              html_content=f"<pre>{html.escape(alert.text)}</pre>")
-
 
 
 def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webhook_conn_id: str) -> dict[str, int]:

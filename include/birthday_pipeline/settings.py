@@ -7,6 +7,7 @@ overrides a default. A bad value fails the task with a message that names the Va
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from datetime import time
 from typing import Any, TypeVar
@@ -20,6 +21,30 @@ T = TypeVar("T")
 
 class SettingsError(ValueError):
     """A Variable holds a value the pipeline cannot use."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Relation:
+    """A table or view, as identifiers: ``("users",)`` or ``("app", "birthday_users")``.
+
+    SQL names it only as a composed identifier (``statements.compose``), never as interpolated text.
+    """
+
+    parts: tuple[str, ...]
+
+    def quoted(self) -> str:
+        """The name as SQL text with every part quoted, for ``to_regclass``: ``"app"."birthday_users"``."""
+        return ".".join('"' + part.replace('"', '""') + '"' for part in self.parts)
+
+    def __str__(self) -> str:
+        """The name as a person writes it, which ``_relation`` reads back: ``app.birthday_users``."""
+        return ".".join(part if _PLAIN_IDENTIFIER.fullmatch(part) else '"' + part.replace('"', '""') + '"'
+                        for part in self.parts)
+
+
+_PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
+# One part of a relation's name: a quoted identifier ("" is a quote inside it), or a plain one.
+_NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +63,7 @@ class Settings:
     max_requests_per_second: int = 0
     retry_after_floor_seconds: int = 5
     late_alert_minutes: int = 15
+    users_relation: Relation = Relation(("users",))
 
     @classmethod
     def from_variables(cls, lookup: VariableLookup) -> Settings:
@@ -88,6 +114,26 @@ def _zone(raw: str) -> str:
     return raw
 
 
+def _relation(raw: str) -> Relation:
+    """``users``, ``app.birthday_users`` or ``"App"."Birthday Users"``: PostgreSQL's rules, plain names folded to
+    lower case, quoted ones taken as written."""
+    parts, position = [], 0
+    while True:
+        match = _NAME_PART.match(raw, position)
+        if match is None:
+            raise ValueError("expected a table or view name such as users, app.birthday_users or \"App\".\"Users\"")
+        parts.append(match[1].replace('""', '"') if match[1] is not None else match[2].lower())
+        position = match.end()
+        if position == len(raw):
+            break
+        if raw[position] != ".":
+            raise ValueError(f"unexpected {raw[position]!r} at position {position + 1}; names are schema.relation")
+        position += 1
+    if len(parts) > 2:
+        raise ValueError("at most a schema and a relation (schema.relation)")
+    return Relation(tuple(parts))
+
+
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -117,4 +163,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_requests_per_second": _non_negative_int,
     "retry_after_floor_seconds": _non_negative_int,
     "late_alert_minutes": _non_negative_int,
+    "users_relation": _relation,
 }

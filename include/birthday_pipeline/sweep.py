@@ -16,7 +16,7 @@ from birthday_pipeline.database import dict_cursor
 from birthday_pipeline.delivery import due_parameters
 from birthday_pipeline.planning import ReleaseBatch, Window, rows_written, upsert_window
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import load_sql
+from birthday_pipeline.statements import compose, load_sql
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +24,7 @@ class SweepResult:
     window: Window
     upserted: int
     expired: int
+    orphans_cancelled: int  # due rows of users who no longer exist
     batches: list[ReleaseBatch]
     planned_by_occasion: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # rows re-planned
     expired_by_occasion: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -35,15 +36,19 @@ def late_window(now: datetime, settings: Settings) -> Window:
 
 
 def sweep_late_window(conn: Any, now: datetime, settings: Settings) -> SweepResult:
-    """Re-plan and expire as of ``now``, then return the batches of rows due, in one transaction."""
+    """Re-plan, expire and cancel the rows of deleted users as of ``now``, then return the batches of rows due, in one
+    transaction."""
     window = late_window(now, settings)
     written = upsert_window(conn, window, settings)
     due = due_parameters(settings, now, timedelta(seconds=settings.sweep_grace_seconds))
     with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("sweep/expire"), {**due, "max_lateness_hours": settings.max_lateness_hours})
         expired = dict(Counter(row["occasion"] for row in cursor.fetchall()))
+        cursor.execute(compose(conn, "sweep/cancel_orphans", users=[settings.users_relation.parts]), due)
+        orphans_cancelled = cursor.rowcount
     with conn.cursor() as cursor:
         cursor.execute(load_sql("sweep/due_batches"), {**due, "batch_size": settings.batch_size})
         batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
     conn.commit()
-    return SweepResult(window, rows_written(written), sum(expired.values()), batches, written, expired)
+    return SweepResult(window, rows_written(written), sum(expired.values()), orphans_cancelled, batches, written,
+                       expired)

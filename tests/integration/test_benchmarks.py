@@ -42,5 +42,6 @@ def test_the_benchmark_suite_runs_on_tiny_sizes_and_reports_every_figure(tmp_pat
         assert float(reported[name]) == pytest.approx(figures[name], rel=1e-3, abs=1e-3), name
     # Every target is judged, met or not: the verdicts are the benchmark's output, not this test's.
     assert len(figures["targets"]) == 7
-    # 40 rows in batches of 20: a plan task, a sensor and a send task per batch, and the summarize teardown.
-    assert figures["task_instances_per_10k"] == 6 * 10_000 / 40
+    # 40 rows in batches of 20: the check_schema setup, a plan task, a sensor and a send task per batch, and the
+    # summarize teardown.
+    assert figures["task_instances_per_10k"] == 7 * 10_000 / 40

@@ -15,9 +15,6 @@ import dataclasses
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,7 +31,7 @@ from birthday_pipeline.planning import User
 from tests.auth_manager import HIDDEN_DAGS_ENV
 from tests.chromium import Page, headless_chromium
 from tests.conftest import WEBHOOK_SECRET, insert_users
-from tests.real_services import PROJECT_DIR, _signal_group, free_port
+from tests.real_services import PROJECT_DIR, NoRedirect, get, login, plugin_api_server
 from tests.webhook_receiver import Answer, WebhookReceiver
 
 SCREENSHOTS = PROJECT_DIR / ".local" / "artifacts"
@@ -116,60 +113,15 @@ def demo_day(app_database_url) -> Any:
 
 @pytest.fixture(scope="module")
 def api_server(demo_day, tmp_path_factory) -> Any:
-    """The Airflow API server with the plugin under a base URL path, on the test session's metadata database;
-    yields that base URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}{BASE_PATH}"
-    home = tmp_path_factory.mktemp("api-server")
-    log_path = home / "api-server.log"
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({OPERATOR: PASSWORD, OUTSIDER: PASSWORD}), encoding="utf-8")
+    """The Airflow API server with the plugin under a base URL path, on the test session's metadata database, with
+    an auth manager that hides birthday_notifications from OUTSIDER; yields that base URL."""
     environment = {
-        **os.environ,
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__BASE_URL": url,
-        "AIRFLOW__API_AUTH__JWT_SECRET": "birthday-pipeline-page-test-jwt-secret",
         "AIRFLOW__CORE__AUTH_MANAGER": "tests.auth_manager.DagHidingAuthManager",
         HIDDEN_DAGS_ENV: json.dumps({OUTSIDER: ["birthday_notifications"]}),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{OPERATOR}:viewer,{OUTSIDER}:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "PYTHONPATH": str(PROJECT_DIR),
     }
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--port", str(port)],
-                                   env=environment, stdout=log_file, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
-            try:
-                with urllib.request.urlopen(f"{url}/birthdays/openapi.json", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-4000:]
-                time.sleep(1)
+    with plugin_api_server(tmp_path_factory.mktemp("api-server"), {OPERATOR: PASSWORD, OUTSIDER: PASSWORD},
+                           base_path=BASE_PATH, environment=environment) as url:
         yield url
-    finally:
-        _signal_group(process, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, 9)
-            process.wait()
-
-
-def get(url: str, token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(request, timeout=30) as response:
-            body = response.read()
-            return response.status, json.loads(body) if body[:1] in (b"{", b"[") else body
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers
 
 
 def get_page(url: str, token: str) -> tuple[int, str]:
@@ -182,28 +134,15 @@ def get_page(url: str, token: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def log_in(api_server: str, username: str) -> str:
-    """A session of ``username`` (Airflow's viewer role), from Airflow's own login endpoint: its JWT."""
-    login = urllib.request.Request(
-        f"{api_server}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-        data=json.dumps({"username": username, "password": PASSWORD}).encode())
-    with urllib.request.urlopen(login, timeout=30) as response:
-        return json.load(response)["access_token"]
-
-
 @pytest.fixture(scope="module")
 def token(api_server) -> str:
-    return log_in(api_server, OPERATOR)
+    """A session of a user with Airflow's viewer role, from Airflow's own login endpoint: its JWT."""
+    return login(api_server, OPERATOR, PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def outsider_token(api_server) -> str:
-    return log_in(api_server, OUTSIDER)
+    return login(api_server, OUTSIDER, PASSWORD)
 
 
 def day_query(demo: DemoDay) -> str:

@@ -234,10 +234,17 @@ def test_a_user_deleted_or_changed_after_planning_is_not_sent_at_the_old_instant
     assert (summary.claimed, summary.sent, summary.skipped) == (3, 1, 2)
     assert [request.json["user_id"] for request in webhook.requests] == [4]
     assert rows(db, "user_id, status, send_at") == [
+        (1, "scheduled", instant),  # no users row: not claimed, not sent; nothing ties the row to users
         (2, "scheduled", instant - timedelta(hours=9)),  # re-planned to 09:00-ish Tokyo time, not sent now
         (3, "cancelled", instant),
         (4, "sent", instant),
     ]
+    # Once the row is due for the sweep, the sweep cancels it rather than leave it to expire.
+    from birthday_pipeline.sweep import sweep_late_window
+
+    swept = sweep_late_window(db, instant + timedelta(seconds=settings.sweep_grace_seconds + 1), settings)
+    assert swept.orphans_cancelled == 1
+    assert rows(db, "user_id, status, last_error")[0] == (1, "cancelled", "user no longer exists")
 
 
 def aiohttp_client(url: str):

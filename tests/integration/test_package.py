@@ -66,6 +66,7 @@ def test_installing_the_wheel_over_the_locked_airflow_changes_no_other_package(w
     requirements = [line.split(";")[0] for line in _metadata(wheel).splitlines() if line.startswith("Requires-Dist:")]
     assert requirements, "the wheel declares its dependencies"
     assert not [line for line in requirements if "==" in line or "apache-airflow " in f"{line} "], requirements
+    assert not [line for line in requirements if line.split(">")[0].strip() in ("psycopg", "psycopg[binary]")]
 
 
 # Runs away from the checkout, with the wheel's contents, dags/ and plugins/ copied out, and nothing else of
@@ -143,3 +144,31 @@ def _metadata(wheel: Path) -> str:
     with zipfile.ZipFile(wheel) as archive:
         [name] = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
         return archive.read(name).decode("utf-8")
+
+
+# psycopg (3) made unimportable, as on a platform whose postgres provider predates 7.0 and lacks its extra.
+WITHOUT_PSYCOPG3 = """
+import importlib, pkgutil, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name == "psycopg" or name.startswith("psycopg."):
+            raise ImportError(f"no {name} here")
+sys.meta_path.insert(0, Refuse())
+import birthday_pipeline
+for info in pkgutil.walk_packages(birthday_pipeline.__path__, "birthday_pipeline."):
+    importlib.import_module(info.name)
+import psycopg2
+from birthday_pipeline.database import dict_cursor
+with psycopg2.connect(sys.argv[1]) as conn, dict_cursor(conn) as cursor:
+    cursor.execute("SELECT 1 AS one")
+    print(cursor.fetchone()["one"], "psycopg" in sys.modules)
+"""
+
+
+def test_the_package_needs_no_psycopg3(app_database_url: str) -> None:
+    """psycopg 3 is used where the platform has it; the wheel never asks for it (it would switch PostgresHook's
+    driver for every DAG of the deployment)."""
+    loaded = subprocess.run([sys.executable, "-c", WITHOUT_PSYCOPG3, app_database_url], capture_output=True,
+                            text=True, check=False, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.split() == ["1", "False"]

@@ -28,7 +28,7 @@ def test_migrations_apply_once(app_database_url: str) -> None:
     try:
         assert apply_migrations(conn) == []
         with conn.cursor() as cursor:
-            cursor.execute("SELECT name FROM schema_migrations ORDER BY name")
+            cursor.execute("SELECT name FROM birthday_schema_migrations ORDER BY name")
             applied = [row[0] for row in cursor.fetchall()]
         assert applied == pending_migrations(set()) and applied[0] == "0001_users.sql"
     finally:

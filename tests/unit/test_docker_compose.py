@@ -54,6 +54,10 @@ CONSUMERS: dict[str, set[str]] = {
 # Reads done only by local tooling (`make run` on the host), which compose need not set, and why.
 LOCAL_TOOLING_ONLY: dict[tuple[str, str], str] = {
     ("tools/dev.py", "PATH"): "make run puts the virtualenv's bin first for `airflow standalone`",
+    ("tools/dev.py", "AIRFLOW_CONN_BIRTHDAY_DB"): (
+        "make migrate migrates the database this connection names when it is set (compose's birthday-migrate "
+        "creates its database from BIRTHDAY_POSTGRES_URL instead)"
+    ),
     ("tools/dev.py", "AIRFLOW_CONN_BIRTHDAY_WEBHOOK"): (
         "make run starts its local receiver unless this is set; the connection itself is required of the "
         "Airflow services through the DAGs' BIRTHDAY_WEBHOOK_CONN_ID"

@@ -7,7 +7,7 @@ from datetime import time
 import pytest
 
 from birthday_pipeline.rules import Feb29Rule
-from birthday_pipeline.settings import Settings, SettingsError
+from birthday_pipeline.settings import Relation, Settings, SettingsError
 
 
 def test_defaults_when_no_variable_is_set() -> None:
@@ -53,12 +53,30 @@ def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> 
 
 
 def test_settings_round_trip_through_their_variables() -> None:
-    settings = Settings(time(8, 30, 15), Feb29Rule.MAR1, "Asia/Kathmandu", 7, 12, 3, 9, 4, 2, 1, 60, 250, 2, 45)
+    settings = Settings(time(8, 30, 15), Feb29Rule.MAR1, "Asia/Kathmandu", 7, 12, 3, 9, 4, 2, 1, 60, 250, 2, 45,
+                        Relation(("My App", "birthday_users")))
     assert Settings.from_variables(settings.as_variables().get) == settings
     assert set(Settings().as_variables()) == {
         "birthday_send_local_time", "birthday_feb29_rule", "birthday_default_timezone", "birthday_batch_size",
         "birthday_max_lateness_hours", "birthday_release_lead_seconds", "birthday_max_in_flight",
         "birthday_request_timeout_seconds", "birthday_max_attempts", "birthday_sweep_grace_seconds",
         "birthday_lease_seconds", "birthday_max_requests_per_second", "birthday_retry_after_floor_seconds",
-        "birthday_late_alert_minutes",
+        "birthday_late_alert_minutes", "birthday_users_relation",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "parts"),
+    [("users", ("users",)), (" App.Birthday_Users ", ("app", "birthday_users")),
+     ('"My App"."Users"', ("My App", "Users")), ('crm."odd""name"', ("crm", 'odd"name'))],
+)
+def test_the_users_relation_is_read_as_postgresql_reads_a_name(value: str, parts: tuple[str, ...]) -> None:
+    relation = Settings.from_variables({"birthday_users_relation": value}.get).users_relation
+    assert relation == Relation(parts)
+    assert Settings.from_variables({"birthday_users_relation": str(relation)}.get).users_relation == relation
+
+
+@pytest.mark.parametrize("value", ["", "users; DROP TABLE users", "a.b.c", "app..users", '"unclosed', "9lives"])
+def test_a_users_relation_that_is_not_a_name_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match="birthday_users_relation"):
+        Settings.from_variables({"birthday_users_relation": value}.get)

@@ -2,7 +2,8 @@
 -- leaves them a grace), rows whose sending lease expired and retryable failures below the attempt cap,
 -- none older than the late window. sweep/due_batches.sql selects with the same conditions.
 -- The caller's clock decides what is due, the same clock that guards each send against earliness.
--- The date_columns placeholder lists every occasion's users column, composed from the occasion registry.
+-- The date_columns placeholder lists every occasion's users column, composed from the occasion registry;
+-- users is the users relation (birthday_users_relation), a composed identifier.
 -- SKIP LOCKED lets a concurrent claimer take what this one does not; the token guards every later update.
 WITH due AS (
     SELECT id
@@ -21,7 +22,7 @@ WITH due AS (
 )
 UPDATE notifications AS n
 SET status = 'sending', claim_token = %(claim_token)s, claimed_at = now(), updated_at = now()
-FROM due, users AS u
+FROM due, {users} AS u
 WHERE n.id = due.id AND u.id = n.user_id
 RETURNING n.id, n.user_id, n.occasion, n.occasion_date, n.send_at, n.webhook_id, n.attempts,
     u.first_name, u.last_name, u.timezone, {date_columns}

@@ -1,15 +1,17 @@
--- The application's users. The pipeline only reads this table.
+-- birthday_pipeline: bundled-users
+-- The bundled users table, for a database of the pipeline's own (make run, the tests, docker compose): an
+-- application writes its users here. The runner skips this and every bundled-users migration when a relation
+-- users already exists (a team's own table, whatever its shape): the pipeline then reads the relation that
+-- birthday_users_relation names (docs/deploy.md) and never changes it.
 CREATE TABLE IF NOT EXISTS users (
     id          bigint PRIMARY KEY,
     first_name  text NOT NULL,
     last_name   text NOT NULL,
     birthday    date NOT NULL,
-    timezone    text,  -- IANA name; NULL means the configured default zone
+    timezone    text,  -- an IANA or Rails (ActiveSupport) zone name; NULL means the configured default zone
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- Planning looks users up by birth month and day (month * 100 + day); the expression must stay identical
--- to the one in plan/upsert_notifications.sql for the index to be used.
-CREATE INDEX IF NOT EXISTS users_birth_month_day_idx
-    ON users (((extract(month FROM birthday) * 100 + extract(day FROM birthday))::integer));
+COMMENT ON TABLE users IS
+    'birthday_pipeline''s bundled users table (migration 0001); a team points birthday_users_relation at its own';

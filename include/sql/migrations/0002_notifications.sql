@@ -1,7 +1,9 @@
 -- One row per user, occasion and celebrated local date: the unit of delivery and its state.
+-- user_id names a row of the users relation (birthday_users_relation), which may be a team's table or view:
+-- no foreign key, so that the pipeline's tables never constrain, lock or cascade into the application's.
 CREATE TABLE IF NOT EXISTS notifications (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id        bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id        bigint NOT NULL,
     occasion       text NOT NULL DEFAULT 'birthday',
     occasion_date  date NOT NULL,   -- the local calendar date celebrated
     send_at        timestamptz,     -- the send instant; unknown only for an invalid row
@@ -18,6 +20,6 @@ CREATE TABLE IF NOT EXISTS notifications (
     CONSTRAINT notifications_attempts_check CHECK (attempts >= 0)
 );
 
--- Release and re-drive look up unfinished rows by instant.
+-- Release and re-drive look up unfinished rows by instant (built with the empty table, so nothing waits).
 CREATE INDEX IF NOT EXISTS notifications_unfinished_send_at_idx
     ON notifications (send_at) WHERE status IN ('scheduled', 'sending', 'failed');

@@ -1,6 +1,7 @@
 -- Claim the notifications an operator asked to send again, for the resend DAG; the columns match
 -- deliver/claim.sql, so the same send code delivers them. The date_columns placeholder lists every
--- occasion's users column, composed from the occasion registry.
+-- occasion's users column, composed from the occasion registry; users is the users relation
+-- (birthday_users_relation), a composed identifier.
 -- Rows never sent (failed, expired, cancelled, or scheduled with their instant passed) keep their webhook-id:
 -- a receiver that saw an earlier attempt de-duplicates. A row already sent is taken only with force, only if
 -- it was sent before this request (a retried task does not send it twice), and gets a new webhook-id.
@@ -9,7 +10,7 @@ UPDATE notifications AS n
 SET status = 'sending',
     webhook_id = CASE WHEN n.status = 'sent' THEN gen_random_uuid() ELSE n.webhook_id END,
     claim_token = %(claim_token)s, claimed_at = now(), updated_at = now()
-FROM users AS u
+FROM {users} AS u
 WHERE n.id = ANY (%(ids)s::bigint[])
     AND u.id = n.user_id
     AND (
