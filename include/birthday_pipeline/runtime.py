@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def read_settings() -> Settings:
+    """The pipeline's settings with one Variable lookup (``birthday_settings``; see ``Settings.read``)."""
     from airflow.sdk import Variable
 
-    return Settings.from_variables(lambda name: Variable.get(name, default=None))
+    return Settings.read(lambda name: Variable.get(name, default=None))
 
 
 def current_task() -> TaskRef | None:
