@@ -147,6 +147,24 @@ def _summarize(what: str, db_conn_id: str, window: Window) -> dict[str, dict[str
     return counts
 
 
+def retention(db_conn_id: str, now: datetime) -> dict[str, int]:
+    """Delete the history past its keep period as of ``now`` (the run's date); log and return the counts."""
+    from birthday_pipeline.retention import delete_old_history
+
+    settings = read_settings()
+    with closing(open_database(db_conn_id)) as conn:
+        result = delete_old_history(conn, now, settings)
+    bounds = result.bounds
+    log.info(
+        "Retention as of %s: deleted %d attempt rows started before %s and %d notifications celebrated before %s "
+        "(none scheduled, sending or failed, none due after %s) in %d batches",
+        now.isoformat(), result.attempts_deleted, bounds.attempts_before.isoformat(), result.notifications_deleted,
+        bounds.notifications_before.isoformat(), bounds.late_from.isoformat(), result.batches,
+    )
+    return {"attempts_deleted": result.attempts_deleted, "notifications_deleted": result.notifications_deleted,
+            "batches": result.batches}
+
+
 def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webhook_conn_id: str) -> dict[str, int]:
     """Run the resend the trigger form asked for; log each decision and one summary line per occasion.
 
