@@ -32,7 +32,7 @@ import psycopg2
 
 from benchmarks.history import bench_history
 from benchmarks.measure import percentile, timed, vacuum_analyze
-from benchmarks.sql import load_sql
+from benchmarks.sql import execute, load_sql
 from benchmarks.users import busiest_window, copy_users
 from birthday_pipeline.migrations import apply_migrations
 from birthday_pipeline.planning import ReleaseBatch, plan_window
@@ -80,12 +80,6 @@ def label(count: int) -> str:
 # --- databases ---------------------------------------------------------------------------------------------
 
 
-def execute(conn: Any, name: str, parameters: dict | None = None) -> None:
-    with conn.cursor() as cursor:
-        cursor.execute(load_sql(name), parameters)
-    conn.commit()
-
-
 # --- planning ----------------------------------------------------------------------------------------------
 
 
@@ -104,7 +98,7 @@ def time_planning(conn: Any, settings: Settings) -> tuple[float, int]:
 
 def time_write_floor(conn: Any) -> float:
     """Median seconds to insert the rows planning just wrote, with no planning: what no planner can beat."""
-    execute(conn, "keep_planned")
+    execute(conn, "keep_planned", {"last_id": 0})
     seconds = []
     for _ in range(PLAN_REPEATS):
         execute(conn, "reset_notifications")
