@@ -24,9 +24,9 @@ planned and released by the same tasks; a user with both on one day gets two mes
 Task `summarize` runs last, whatever happened before it, and logs one line per occasion: how many
 notifications the window holds in each status. It is a teardown, so it never turns a failed run green.
 
-Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_time` (`09:00`),
-`birthday_feb29_rule` (`feb28` or `mar1`), `birthday_default_timezone` (`UTC`), `birthday_batch_size`
-(`2000`), `birthday_max_lateness_hours` (`48`).
+Settings are the JSON Variable `birthday_settings` (each key overridable by `AIRFLOW_VAR_BIRTHDAY_<NAME>`),
+read once per task: `send_local_time` (`09:00`), `feb29_rule` (`feb28` or `mar1`), `default_timezone`
+(`UTC`), `batch_size` (`2000`), `max_lateness_hours` (`48`); the README lists them all.
 """
 
 from __future__ import annotations
