@@ -1,12 +1,13 @@
 """The benchmark suite: ``python -m benchmarks.run [--quick]`` (``make bench``, ``make bench-quick``).
 
-Measures planning over a large user table, the send throughput of one send task against a bare client at
-the same number in flight, a send task's peak memory for 1x and 10x the batch size, and the release of one
+Measures planning over a large user table, every recurring query without and with a year of history
+(``benchmarks/history.py``), the send throughput of one send task against a bare client at the same number
+in flight, a send task's peak memory for 1x and 10x the batch size, and the release of one
 instant's rows through the real hourly DAG on real Airflow services. Prints a table, writes
 ``benchmarks/results/latest.json`` and ends with one line ``RESULT key=value ...``.
 
 Each figure is measured in the same run as its reference, so ratios hold on a noisy machine. Everything
-runs in its own databases (``birthday_bench``, ``airflow_bench``) on the embedded PostgreSQL under
+runs in its own databases (``birthday_bench``, ``airflow_bench``, ``airflow_bench_page``) on the embedded PostgreSQL under
 ``.local/postgres-bench`` or on the server named by ``BIRTHDAY_POSTGRES_URL``.
 """
 
@@ -15,23 +16,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg2
-from psycopg2 import sql
 
-from benchmarks.sql import load_sql
+from benchmarks.history import bench_history
+from benchmarks.measure import percentile, timed, vacuum_analyze
+from benchmarks.sql import execute, load_sql
 from benchmarks.users import busiest_window, copy_users
 from birthday_pipeline.migrations import apply_migrations
 from birthday_pipeline.planning import ReleaseBatch, plan_window
@@ -79,29 +80,7 @@ def label(count: int) -> str:
 # --- databases ---------------------------------------------------------------------------------------------
 
 
-def execute(conn: Any, name: str, parameters: dict | None = None) -> None:
-    with conn.cursor() as cursor:
-        cursor.execute(load_sql(name), parameters)
-    conn.commit()
-
-
-def vacuum_analyze(conn: Any, table: str) -> None:
-    """Fresh statistics and a set visibility map after a bulk load, as autovacuum would leave them."""
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
-    finally:
-        conn.autocommit = False
-
-
 # --- planning ----------------------------------------------------------------------------------------------
-
-
-def timed(action: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
 
 
 def time_planning(conn: Any, settings: Settings) -> tuple[float, int]:
@@ -119,7 +98,7 @@ def time_planning(conn: Any, settings: Settings) -> tuple[float, int]:
 
 def time_write_floor(conn: Any) -> float:
     """Median seconds to insert the rows planning just wrote, with no planning: what no planner can beat."""
-    execute(conn, "keep_planned")
+    execute(conn, "keep_planned", {"last_id": 0})
     seconds = []
     for _ in range(PLAN_REPEATS):
         execute(conn, "reset_notifications")
@@ -315,12 +294,6 @@ def bench_dag(server: str, app_url: str, receiver_url: str, sizes: Sizes, lead_s
     }
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile (with 5 batches, the 99th is the latest batch)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
 # --- report ------------------------------------------------------------------------------------------------
 
 
@@ -335,6 +308,9 @@ def targets(figures: dict[str, Any], sizes: Sizes) -> list[tuple[str, str, bool]
         ("task_instances_per_10k", "<= 50", figures["task_instances_per_10k"] <= 50),
         ("send_peak_rss_mb_10x", "<= 1.2 x send_peak_rss_mb_1x",
          figures["send_peak_rss_mb_10x"] <= 1.2 * figures["send_peak_rss_mb_1x"]),
+        *((name, "<= 1.3", figures[name] <= 1.3) for name in figures if name.startswith("history_ratio_")),
+        *((name, "<= 250", figures[name] <= 250) for name in ("history_page_day_p95_ms_with",
+                                                               "history_page_user_p95_ms_with")),
     ]
 
 
@@ -360,7 +336,7 @@ def report(figures: dict[str, Any], checks: list[tuple[str, str, bool]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="100k and 1M users for planning; under 3 minutes")
+    mode.add_argument("--quick", action="store_true", help="100k and 1M users for planning and history; under 5 minutes")
     mode.add_argument("--tiny", action="store_true", help="tiny sizes: the code path only (used by a test)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     arguments = parser.parse_args(argv)
@@ -375,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {"mode": "tiny" if arguments.tiny else "quick" if arguments.quick else "full"}
     print(f"planning over {sizes.plan_small:,} and {sizes.plan_large:,} users ...", flush=True)
     figures |= bench_planning(app_url, sizes, settings)
+    # Planning left every user in place: the year of history is generated for them.
+    print(f"a year of history for {sizes.plan_large:,} users: every recurring path without and with it ...", flush=True)
+    figures |= bench_history(server, app_url, sizes.plan_large, settings, busiest_window(settings)[0].start)
     with receiver_process(RECEIVER_LATENCY_SECONDS) as receiver_url:
         print(f"sending {sizes.send_rows:,} rows at {sizes.in_flight} in flight ...", flush=True)
         figures |= bench_sending(app_url, receiver_url, sizes)

@@ -29,9 +29,9 @@ With connection `birthday_alerts` it then sends the run's alert, once per run: n
 failed for good, expired or were invalid since the last alert, or the recovery after such a run
 (docs/operations.md).
 
-Settings are Airflow Variables (or `AIRFLOW_VAR_<NAME>`): `birthday_send_local_time` (`09:00`),
-`birthday_feb29_rule` (`feb28` or `mar1`), `birthday_default_timezone` (`UTC`), `birthday_batch_size`
-(`2000`), `birthday_max_lateness_hours` (`48`).
+Settings are the JSON Variable `birthday_settings` (each key overridable by `AIRFLOW_VAR_BIRTHDAY_<NAME>`),
+read once per task: `send_local_time` (`09:00`), `feb29_rule` (`feb28` or `mar1`), `default_timezone`
+(`UTC`), `batch_size` (`2000`), `max_lateness_hours` (`48`); the README lists them all.
 """
 
 from __future__ import annotations

@@ -59,7 +59,9 @@ def _settings() -> Any:
 
     from birthday_pipeline.settings import Settings
 
-    return Settings.from_variables(lambda name: Variable.get(name, default_var=None))
+    # One lookup per request, as in a task (Settings.read). The API server runs no Task SDK supervisor, so
+    # Airflow's own Variable model reads the secrets backends and the metadata database here.
+    return Settings.read(lambda name: Variable.get(name, default_var=None))
 
 
 def _zone(name: str) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 from websockets.sync.client import connect
 
 from tests.real_services import free_port
+from tools.dev import stop_group
 
 
 def chromium_binary() -> str:
@@ -87,6 +88,8 @@ def headless_chromium() -> Iterator[Page]:
              "--no-first-run", f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
              "--window-size=1280,1000", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # Its own process group: its helper processes write to the profile until they are stopped too.
+            start_new_session=True,
         )
         try:
             with connect(_page_websocket(port, process), max_size=None, open_timeout=30) as websocket:
@@ -94,12 +97,7 @@ def headless_chromium() -> Iterator[Page]:
                 page.call("Page.enable")
                 yield page
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_group(process, grace_seconds=10)
 
 
 def _page_websocket(port: int, process: subprocess.Popen, timeout: float = 60) -> str:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 
 from birthday_pipeline import migrations
-from birthday_pipeline.settings import Settings
+from birthday_pipeline.settings import SETTINGS_VARIABLE, Settings
 from birthday_pipeline.statements import load_sql
 from tools.demo import demo_send_time, demo_users
 from tools.local_postgres import LOCAL_DIR, PROJECT_DIR, airflow_connection, ensure_database, server_url, sqlalchemy_url
@@ -101,12 +101,30 @@ def start_receiver(environment: dict[str, str]) -> subprocess.Popen | None:
 
 
 def store_variables(environment: dict[str, str], demo_time: str | None) -> None:
-    """Store every setting's default as a Variable (kept if already set), so the UI shows them all."""
+    """Store every setting in the one JSON Variable ``birthday_settings``, so the UI shows them all.
+
+    A ``birthday_settings`` already there is kept (only the demo's send time changes in it). Without one, it
+    starts from the defaults and the separate ``birthday_<name>`` Variables of an earlier version, so none of
+    them silently stops applying; those are then deleted, as they no longer apply.
+    """
     path = LOCAL_DIR / "variables.json"
-    path.write_text(json.dumps(Settings().as_variables(), indent=2), encoding="utf-8")
-    airflow(environment, "variables", "import", str(path), "--action-on-existing-key", "skip")
+    airflow(environment, "variables", "export", str(path))
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    current = stored.get(SETTINGS_VARIABLE)
+    separate = [name for name in Settings().as_variables() if name in stored]
+    if current is None:
+        values = Settings.from_variables(stored.get).as_json()
+    else:
+        values = json.loads(current) if isinstance(current, str) else current
     if demo_time:
-        airflow(environment, "variables", "set", "birthday_send_local_time", demo_time)
+        values["send_local_time"] = demo_time
+    if values != current:
+        airflow(environment, "variables", "set", SETTINGS_VARIABLE, json.dumps(values))
+    if current is None:
+        for name in separate:
+            airflow(environment, "variables", "delete", name)
+        if separate:
+            print(f"Moved {len(separate)} separate Variables into {SETTINGS_VARIABLE}: {', '.join(separate)}")
 
 
 def add_demo_users(app_url: str, now: datetime) -> tuple[str, int]:
@@ -222,14 +240,15 @@ def guide(local_receiver: bool, demo_time: str | None, demo_count: int) -> str:
     lines = [
         "",
         f"Airflow is up: {API_URL}  (user admin; password in {AIRFLOW_HOME / 'simple_auth_manager_passwords.json.generated'})",
-        "DAGs: birthday_notifications (hourly) and birthday_sweep (every 5 minutes), both unpaused.",
+        "DAGs: birthday_notifications (hourly), birthday_sweep (every 5 minutes) and birthday_retention (daily),"
+        " all unpaused.",
         f"Airflow's own output: {AIRFLOW_HOME / 'standalone.log'}",
     ]
     if local_receiver:
         lines.append(f"Messages arrive at the local receiver on http://127.0.0.1:{RECEIVER_PORT} and are printed below.")
     if demo_time:
         lines.append(
-            f"Demo: {demo_count} users in many zones; birthday_send_local_time is {demo_time} UTC-day time "
+            f"Demo: {demo_count} users in many zones; send_local_time in birthday_settings is {demo_time} "
             "(UTC+0 users are due in about 3 minutes, users east of UTC were due earlier today and go out "
             "with the sweep). Set it back to 09:00 under Admin > Variables."
         )

@@ -26,9 +26,10 @@ ALERT_TIMEOUT_SECONDS = 15
 
 
 def read_settings() -> Settings:
+    """The pipeline's settings with one Variable lookup (``birthday_settings``; see ``Settings.read``)."""
     from airflow.sdk import Variable
 
-    return Settings.from_variables(lambda name: Variable.get(name, default=None))
+    return Settings.read(lambda name: Variable.get(name, default=None))
 
 
 def current_task() -> TaskRef | None:
@@ -253,6 +254,22 @@ def _email_alert(conn_id: str, recipients: str | list[str], alert: alerts.Alert)
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(to=recipients, subject=alert.subject,
                              html_content=f"<pre>{html.escape(alert.text)}</pre>")
+def retention(db_conn_id: str, now: datetime) -> dict[str, int]:
+    """Delete the history past its keep period as of ``now`` (the run's date); log and return the counts."""
+    from birthday_pipeline.retention import delete_old_history
+
+    settings = read_settings()
+    with closing(open_database(db_conn_id)) as conn:
+        result = delete_old_history(conn, now, settings)
+    bounds = result.bounds
+    log.info(
+        "Retention as of %s: deleted %d attempt rows started before %s and %d notifications celebrated before %s "
+        "(none scheduled, sending or failed, none due after %s) in %d batches",
+        now.isoformat(), result.attempts_deleted, bounds.attempts_before.isoformat(), result.notifications_deleted,
+        bounds.notifications_before.isoformat(), bounds.late_from.isoformat(), result.batches,
+    )
+    return {"attempts_deleted": result.attempts_deleted, "notifications_deleted": result.notifications_deleted,
+            "batches": result.batches}
 
 
 def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webhook_conn_id: str) -> dict[str, int]:

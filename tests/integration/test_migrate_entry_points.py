@@ -64,7 +64,7 @@ def test_every_dag_stops_at_its_first_task_until_birthday_migrate_ran(empty_db: 
     assert (f"birthday_db has no migrations of this pipeline (no table birthday_schema_migrations), this code "
             f"needs {NEEDED}: trigger birthday_migrate") in log
     assert "UndefinedTable" not in log  # no task got as far as a missing table
-    for dag_id in ("birthday_notifications", "birthday_resend"):
+    for dag_id in ("birthday_notifications", "birthday_resend", "birthday_retention"):
         conf = {"user_ids": [1], "date": "2026-12-15"} if dag_id == "birthday_resend" else None
         run = bag.get_dag(dag_id).test(run_conf=conf)
         assert (run.state, task_states(run)["check_schema"]) == ("failed", "failed"), dag_id

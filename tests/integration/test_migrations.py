@@ -146,7 +146,9 @@ def test_a_database_migrated_before_checksums_is_adopted_and_upgraded(conn) -> N
     query(conn, "INSERT INTO users (id, first_name, last_name, birthday) VALUES (1, 'Ada', 'Lovelace', '1990-12-10')")
     query(conn, "INSERT INTO notifications (user_id, occasion_date, send_at) VALUES (1, '2026-12-10', now())")
     applied_before = dict(query(conn, "SELECT name, applied_at FROM schema_migrations"))
-    assert status(conn).legacy and status(conn).pending[0].name == "0020_notifications_without_users_foreign_key.sql"
+    assert status(conn).legacy
+    assert [migration.name for migration in status(conn).pending] == [name for name in SHIPPED
+                                                                       if name not in applied_before]
 
     assert apply_migrations(conn) == [name for name in SHIPPED if name not in applied_before]
 
