@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg2
 
-from birthday_pipeline.planning import ReleaseBatch, Window, upsert_window
+from birthday_pipeline.planning import ReleaseBatch, Window, rows_written, upsert_window
 from birthday_pipeline.retention import delete_old_history
 from birthday_pipeline.settings import Settings
 
@@ -213,7 +213,7 @@ def test_a_row_inside_the_late_window_is_kept_however_old(db) -> None:
     assert surviving(db, [rows[420][0], rows[460][0]]) == [rows[420][0]]
     # Planning the hour of the kept row again (a backfill, or a sweep with this late window) changes nothing.
     kept_instant = rows[420][1]
-    assert upsert_window(db, Window(kept_instant, kept_instant + timedelta(hours=1)), settings) == 0
+    assert rows_written(upsert_window(db, Window(kept_instant, kept_instant + timedelta(hours=1)), settings)) == 0
     db.commit()
     assert count(db, "SELECT count(*) FROM notifications WHERE user_id = 1") == 1
 
