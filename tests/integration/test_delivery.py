@@ -23,12 +23,22 @@ def whole_hour(instant: datetime) -> datetime:
     return instant.replace(minute=0, second=0, microsecond=0)
 
 
+def _offset_due_at(instant: datetime) -> int:
+    """The UTC offset, in hours (-10 to +14), whose 09:00 local is ``instant`` (a whole hour)."""
+    offset = (9 - instant.hour) % 24
+    return offset - 24 if offset > 14 else offset
+
+
+def celebrated_at(instant: datetime) -> date:
+    """The local date whose 09:00 is ``instant`` in the zone ``born_due_at`` picks."""
+    return (instant + timedelta(hours=_offset_due_at(instant))).date()
+
+
 def born_due_at(instant: datetime, years_ago: int = 30) -> tuple[date, str]:
     """A birthday and an Etc zone whose 09:00 local is ``instant`` (a whole hour)."""
-    offset = (9 - instant.hour) % 24
-    offset = offset - 24 if offset > 14 else offset
+    offset = _offset_due_at(instant)
     zone = "UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
-    local_day = (instant + timedelta(hours=offset)).date()
+    local_day = celebrated_at(instant)
     return local_day.replace(year=local_day.year - years_ago), zone
 
 
@@ -186,8 +196,7 @@ def test_after_an_outage_the_sweep_delivers_the_late_window_once_and_expires_old
     with db.cursor() as cursor:  # rows an hourly run planned before everything stopped
         cursor.executemany(
             "INSERT INTO notifications (user_id, occasion_date, send_at) VALUES (%s, %s, %s)",
-            [(1, (three_hours_ago + timedelta(hours=9 - three_hours_ago.hour)).date(), three_hours_ago),
-             (3, (fifty_hours_ago + timedelta(hours=9 - fifty_hours_ago.hour)).date(), fifty_hours_ago)],
+            [(1, celebrated_at(three_hours_ago), three_hours_ago), (3, celebrated_at(fifty_hours_ago), fifty_hours_ago)],
         )
     db.commit()
     assert rows(db, "user_id, send_at") == [(1, three_hours_ago), (3, fifty_hours_ago)], "test set-up"
