@@ -1,8 +1,8 @@
 """The safety net: re-plan the late window, expire what is too old, and find every row due now.
 
 Recovery does not depend on the hourly runs: rows that no hourly run created (scheduler down, DAG paused,
-runs failed) are planned here, and rows left scheduled, stuck in an expired lease or failed retryably are
-handed to the same send code.
+runs failed) are planned here, and rows left scheduled, held by a claim whose lease ran out (on the database
+clock) or failed retryably are handed to the same send code. Leases that ran out are forgotten.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from birthday_pipeline.delivery import due_parameters
-from birthday_pipeline.planning import ReleaseBatch, Window, upsert_window
+from birthday_pipeline.claims import due_parameters
+from birthday_pipeline.database import dict_cursor
+from birthday_pipeline.planning import ReleaseBatch, Upserted, Window, upsert_window
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.statements import load_sql
 
@@ -20,7 +21,7 @@ from birthday_pipeline.statements import load_sql
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
     window: Window
-    upserted: int
+    upserted: Upserted
     expired: int
     batches: list[ReleaseBatch]
 
@@ -35,10 +36,11 @@ def sweep_late_window(conn: Any, now: datetime, settings: Settings) -> SweepResu
     window = late_window(now, settings)
     upserted = upsert_window(conn, window, settings)
     due = due_parameters(settings, now, timedelta(seconds=settings.sweep_grace_seconds))
-    with conn.cursor() as cursor:
+    with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("sweep/expire"), {**due, "max_lateness_hours": settings.max_lateness_hours})
         expired = cursor.rowcount
         cursor.execute(load_sql("sweep/due_batches"), {**due, "batch_size": settings.batch_size})
-        batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
+        batches = [ReleaseBatch(**row) for row in cursor.fetchall()]
+        cursor.execute(load_sql("sweep/forget_leases"))
     conn.commit()
     return SweepResult(window, upserted, expired, batches)

@@ -1,13 +1,18 @@
 -- Upsert one notification of one occasion per user whose send instant lies in the window being planned.
 -- The source_date placeholder is the occasion's date column (u.birthday, u.hired_on, ...), composed from the registry in
--- include/birthdays/occasions.py; users without that date have no such occasion.
+-- include/birthday_pipeline/occasions.py; users without that date have no such occasion.
 -- The slot arrays describe the window: for each zone, the local date whose send time falls inside it, the birth
 -- month-days celebrated that day and the instant, all computed in Python from the pinned tz database.
 -- A NULL zone plans in the default zone; an unknown zone plans in the default zone too, as 'invalid'.
 -- A row that cannot be sent is 'invalid' with no instant and a reason, checked in the order and with the
 -- words of planning.invalid_reason: unknown zone (naming the zone it likely meant), no name, a name too long
--- for a message, an occasion date not in the past.
--- Rows already claimed or finished are never touched, and an unchanged row is not rewritten.
+-- for a message, an occasion date not in the past. Blank means the characters of the blanks parameter, the string
+-- birthday_pipeline.blanks builds and Python strips too.
+-- A user has one notification per occasion and year (notifications_user_occasion_year_key). When a rule or the
+-- user's data moved the celebrated date or the instant, that row is re-planned if it was never sent: scheduled,
+-- invalid, or cancelled (its date had been removed), or expired at a date that is no longer the one celebrated.
+-- Rows claimed, sent or failed are never touched (the sender re-checks what it claims), and an unchanged row is
+-- not rewritten. Returns how many rows were inserted and the ids of the rows re-planned.
 WITH slot AS (
     SELECT *
     FROM unnest(
@@ -45,31 +50,44 @@ checked AS (
                 || coalesce('; did you mean "' || (
                     SELECT z.name
                     FROM unnest(%(folded_zones)s::text[], %(known_zones)s::text[]) AS z (folded, name)
-                    WHERE z.folded = lower(btrim(c.timezone, E' \t\r\n'))
-                        AND octet_length(c.timezone) = length(c.timezone)  -- ASCII only
+                    WHERE z.folded = lower(btrim(c.timezone, %(blanks)s))
+                        -- ASCII only, once trimmed
+                        AND octet_length(btrim(c.timezone, %(blanks)s)) = length(btrim(c.timezone, %(blanks)s))
                 ) || '"?', '')
-            WHEN btrim(c.first_name, E' \t\r\n') = '' AND btrim(c.last_name, E' \t\r\n') = ''
-                THEN 'user has no name'
+            WHEN btrim(c.first_name || c.last_name, %(blanks)s) = '' THEN 'user has no name'
             WHEN greatest(length(c.first_name), length(c.last_name)) > %(max_name_length)s
                 THEN 'name longer than ' || %(max_name_length)s || ' characters'
             WHEN c.source_date >= s.occasion_date THEN %(not_in_past_reason)s
         END AS reason
     FROM candidate AS c
     JOIN slot AS s ON s.zone = c.plan_zone AND s.birth_month_day = c.birth_month_day
+),
+upserted AS (
+    INSERT INTO notifications AS n (user_id, occasion, occasion_date, send_at, status, last_error)
+    SELECT
+        user_id,
+        %(occasion)s,
+        occasion_date,
+        CASE WHEN reason IS NULL THEN send_at END,
+        CASE WHEN reason IS NULL THEN 'scheduled' ELSE 'invalid' END,
+        reason
+    FROM checked
+    ON CONFLICT (user_id, occasion, (extract(year FROM occasion_date)::integer)) DO UPDATE
+    SET occasion_date = excluded.occasion_date,
+        send_at = excluded.send_at,
+        status = excluded.status,
+        last_error = excluded.last_error,
+        updated_at = now()
+    WHERE (
+            n.status IN ('scheduled', 'invalid', 'cancelled')
+            OR (n.status = 'expired' AND n.occasion_date <> excluded.occasion_date)
+        )
+        AND (n.occasion_date, n.send_at, n.status, n.last_error)
+            IS DISTINCT FROM (excluded.occasion_date, excluded.send_at, excluded.status, excluded.last_error)
+    -- A row created before this statement's transaction was updated, not inserted.
+    RETURNING n.id, n.created_at = now() AS inserted
 )
-INSERT INTO notifications AS n (user_id, occasion, occasion_date, send_at, status, last_error)
 SELECT
-    user_id,
-    %(occasion)s,
-    occasion_date,
-    CASE WHEN reason IS NULL THEN send_at END,
-    CASE WHEN reason IS NULL THEN 'scheduled' ELSE 'invalid' END,
-    reason
-FROM checked
-ON CONFLICT (user_id, occasion, occasion_date) DO UPDATE
-SET send_at = excluded.send_at,
-    status = excluded.status,
-    last_error = excluded.last_error,
-    updated_at = now()
-WHERE n.status IN ('scheduled', 'invalid')
-    AND (n.send_at, n.status, n.last_error) IS DISTINCT FROM (excluded.send_at, excluded.status, excluded.last_error)
+    count(*) FILTER (WHERE inserted) AS inserted,
+    coalesce(array_agg(id ORDER BY id) FILTER (WHERE NOT inserted), ARRAY[]::bigint[]) AS replanned_ids
+FROM upserted
