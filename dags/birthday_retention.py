@@ -10,7 +10,7 @@ work, not the years behind it. Each run, as of its own logical time `T` (never t
   their remaining attempt rows.
 
 It never deletes a notification whose instant is inside the late window (`birthday_max_lateness_hours`
-before `T`: the sweep would plan it again), one still `scheduled`, `sending` or `failed`, or a row another
+before `T`: the sweep would plan it again), one still `scheduled`, `sending` or failed retryably, or a row another
 transaction holds; so deleting history never makes a sent notification plannable again, and never touches
 what a send is working on. It deletes in batches of 1,000 rows, each its own short transaction, so it runs
 beside live sends without delaying a claim or an upsert. Running it again deletes nothing more; the task

@@ -10,8 +10,9 @@ The safety net that makes recovery independent of the hourly runs. Each run, as 
 2. marks rows whose instant is older than that window `expired`, with the reason; they are never sent;
 3. sends every due row with the same batched send code, mapped over batches (no sensor): `scheduled` rows
    whose instant passed more than `birthday_sweep_grace_seconds` (120) ago, so it does not race a healthy
-   hourly release; `sending` rows whose lease (`birthday_lease_seconds`, 600) expired; and retryable
-   `failed` rows below `birthday_max_attempts` (10, counted over every try of every task).
+   hourly release; `sending` rows whose claim's lease ran out (its task stopped renewing it for
+   `birthday_lease_seconds`, 600: a live task's rows are never taken); and retryable `failed` rows below
+   `birthday_max_attempts` (10, counted over every try of every task).
 
 Task `check_schema` runs first and fails at once, saying what to run, when `birthday_db` lacks a migration
 this code needs (trigger `birthday_migrate`) or the users relation lacks a column. Every occasion of the

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import psycopg2
 
-from birthday_pipeline.delivery import deliver_batch
+from birthday_pipeline.delivery import Sender, deliver_batch
 from birthday_pipeline.planning import ReleaseBatch
 from birthday_pipeline.settings import Settings, variable_name
 from tests.integration.test_delivery import aiohttp_client
@@ -27,9 +27,11 @@ def main(database_url: str, webhook_url: str, first_id: str, last_id: str, send_
                          int(last_id), 0)
     overrides = {variable_name(name): value for name, value in json.loads(settings_json).items()}
     settings = Settings.from_variables(overrides.get)
-    conn = psycopg2.connect(database_url)
+    sender = Sender(connect=lambda: psycopg2.connect(database_url), open_client=aiohttp_client(webhook_url),
+                    settings=settings, endpoint=webhook_url)
+    conn = sender.connect()
     time.sleep(max(0.0, float(start_at) - time.time()))
-    summary = deliver_batch(conn, batch, aiohttp_client(webhook_url), settings, None, endpoint=webhook_url)
+    summary = deliver_batch(conn, batch, sender)
     print(summary.claimed)
 
 

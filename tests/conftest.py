@@ -86,7 +86,7 @@ def db(app_database_url: str) -> Iterator[Any]:
 
     conn = psycopg2.connect(app_database_url)
     with conn.cursor() as cursor:
-        cursor.execute("TRUNCATE users, notifications RESTART IDENTITY CASCADE")
+        cursor.execute("TRUNCATE users, notifications, claim_leases, send_pacing RESTART IDENTITY CASCADE")
     conn.commit()
     try:
         yield conn

@@ -33,7 +33,8 @@ class ReceivedRequest:
     ``headers`` has lower-cased names (the last value wins for a repeated header); ``json`` is the parsed
     body, or ``None`` when the body is empty or not JSON; ``received_at`` is ``time.time()`` taken when
     the handler started; ``status`` is the status the receiver answered (or was answering, if a delayed
-    answer was still pending).
+    answer was still pending); ``answered_at`` is ``time.time()`` when the handler returned its answer
+    (``None`` while a delayed answer is pending).
     """
 
     path: str
@@ -42,6 +43,7 @@ class ReceivedRequest:
     json: Any
     received_at: float
     status: int
+    answered_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -193,9 +195,14 @@ class WebhookReceiver:
             else:
                 status = self._queued.popleft() if self._queued else self._fallback_status
                 answer = Answer(status, {}, self._delay_seconds)
-            self._requests.append(dataclasses.replace(received, status=answer.status))
+            recorded = dataclasses.replace(received, status=answer.status)
+            position = len(self._requests)
+            self._requests.append(recorded)
         if answer.delay_seconds:
             await asyncio.sleep(answer.delay_seconds)
+        with self._lock:
+            if position < len(self._requests) and self._requests[position] is recorded:  # not cleared meanwhile
+                self._requests[position] = dataclasses.replace(recorded, answered_at=time.time())
         return web.json_response({"ok": 200 <= answer.status < 300}, status=answer.status, headers=answer.headers)
 
 

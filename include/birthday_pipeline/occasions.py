@@ -9,6 +9,7 @@ plus a migration that adds its column (and its month-day index) to ``users``; se
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import date, time
 from typing import TYPE_CHECKING
 
@@ -60,9 +61,11 @@ def occasion_names() -> list[str]:
     return list(OCCASIONS)
 
 
-def date_columns() -> list[str]:
-    """Every ``users`` column some occasion reads, in registry order, each once."""
-    return list(dict.fromkeys(occasion.date_column for occasion in OCCASIONS.values()))
+@functools.cache
+def date_columns() -> tuple[str, ...]:
+    """Every ``users`` column some occasion reads, in registry order, each once (the registry is fixed at
+    import; a send task asks for every claimed row)."""
+    return tuple(dict.fromkeys(occasion.date_column for occasion in OCCASIONS.values()))
 
 
 def source_dates(values: tuple | list) -> dict[str, date | None]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from birthday_pipeline.blanks import blank_characters, strip_blanks
 from birthday_pipeline.database import dict_cursor
 from birthday_pipeline.occasions import BIRTHDAY, OCCASIONS, Occasion, occasion_names
 from birthday_pipeline.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
@@ -97,8 +97,6 @@ class User:
 
 # The longest first or last name a message is sent with: longer text is a data error, not a name.
 MAX_NAME_LENGTH = 256
-# What counts as blank around a name or zone; upsert_notifications.sql trims the same characters.
-BLANKS = " \t\r\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +139,7 @@ def invalid_reason(user: User, occasion_date: date, occasion: Occasion = BIRTHDA
     """Why ``user`` cannot be sent a message for ``occasion`` on ``occasion_date``, or None when they can."""
     if user.timezone is not None and user.timezone not in zone_names():
         return unknown_zone_reason(user.timezone)
-    if not (user.first_name.strip(BLANKS) or user.last_name.strip(BLANKS)):
+    if not strip_blanks(user.first_name + user.last_name):
         return "user has no name"
     if max(len(user.first_name), len(user.last_name)) > MAX_NAME_LENGTH:
         return f"name longer than {MAX_NAME_LENGTH} characters"
@@ -153,7 +151,7 @@ def invalid_reason(user: User, occasion_date: date, occasion: Occasion = BIRTHDA
 
 def unknown_zone_reason(name: str) -> str:
     """The reason for a zone name the tz database does not know, naming the zone it most likely meant."""
-    trimmed = name.strip(BLANKS)
+    trimmed = strip_blanks(name)
     # Zone names are ASCII; folding only ASCII keeps Python and PostgreSQL's lower() in agreement.
     meant = _zones_by_folded_name().get(trimmed.lower()) if trimmed.isascii() else None
     return f'unknown time zone "{name}"' + (f'; did you mean "{meant}"?' if meant else "")
@@ -196,10 +194,24 @@ class ReleaseBatch:
 
 
 @dataclasses.dataclass(frozen=True)
+class Upserted:
+    """What planning a window changed: rows inserted, the ids of existing rows re-planned (a rule or the user's
+    data moved their date or instant, or fixed what made them invalid), and the rows written per occasion and
+    status (``scheduled`` or ``invalid``), which the metrics count."""
+
+    inserted: int
+    replanned_ids: list[int]
+    by_occasion: dict[str, dict[str, int]]
+
+    @property
+    def count(self) -> int:
+        return self.inserted + len(self.replanned_ids)
+
+
+@dataclasses.dataclass(frozen=True)
 class PlanResult:
-    upserted: int
+    upserted: Upserted
     batches: list[ReleaseBatch]
-    by_occasion: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # rows written, by status
 
 
 def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
@@ -207,22 +219,21 @@ def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
 
     A batch may hold rows of several occasions due at the same instant: release and delivery treat them alike.
     """
-    written = upsert_window(conn, window, settings)
-    with conn.cursor() as cursor:
+    upserted = upsert_window(conn, window, settings)
+    with dict_cursor(conn) as cursor:
         cursor.execute(
             load_sql("plan/release_batches"),
             {"occasions": occasion_names(), "batch_size": settings.batch_size, "window_start": window.start,
              "window_end": window.end},
         )
-        batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
+        batches = [ReleaseBatch(**row) for row in cursor.fetchall()]
     conn.commit()
-    return PlanResult(rows_written(written), batches, written)
+    return PlanResult(upserted, batches)
 
 
-def upsert_window(conn: Any, window: Window, settings: Settings) -> dict[str, dict[str, int]]:
-    """Upsert the rows of every user with an occasion due in ``window`` (uncommitted); return how many changed,
-    per occasion and status (``scheduled`` or ``invalid``)."""
-    written: dict[str, dict[str, int]] = {}
+def upsert_window(conn: Any, window: Window, settings: Settings) -> Upserted:
+    """Upsert the rows of every user with an occasion due in ``window`` (uncommitted); what changed."""
+    inserted, replanned_ids, by_occasion = 0, [], {}
     with dict_cursor(conn) as cursor:
         for occasion in OCCASIONS.values():
             cursor.execute(
@@ -230,12 +241,11 @@ def upsert_window(conn: Any, window: Window, settings: Settings) -> dict[str, di
                         users=[settings.users_relation.parts]),
                 _upsert_parameters(window_slots(window, settings, occasion), settings, occasion),
             )
-            written[occasion.name] = dict(Counter(row["status"] for row in cursor.fetchall()))
-    return written
-
-
-def rows_written(by_occasion: dict[str, dict[str, int]]) -> int:
-    return sum(sum(by_status.values()) for by_status in by_occasion.values())
+            row = cursor.fetchone()
+            inserted += row["inserted"]
+            replanned_ids.extend(row["replanned_ids"])
+            by_occasion[occasion.name] = {status: row[status] for status in (SCHEDULED, INVALID) if row[status]}
+    return Upserted(inserted, replanned_ids, by_occasion)
 
 
 def _upsert_parameters(slots: list[Slot], settings: Settings, occasion: Occasion) -> dict[str, Any]:
@@ -246,6 +256,7 @@ def _upsert_parameters(slots: list[Slot], settings: Settings, occasion: Occasion
         "known_zones": sorted(zone_names()),
         "folded_zones": [name.lower() for name in sorted(zone_names())],
         "max_name_length": MAX_NAME_LENGTH,
+        "blanks": blank_characters(),
         "birth_month_days": sorted({slot.birth_month_day for slot in slots}),
         "slot_zones": [slot.zone for slot in slots],
         "slot_birth_month_days": [slot.birth_month_day for slot in slots],

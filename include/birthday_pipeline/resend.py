@@ -13,19 +13,14 @@ import dataclasses
 import enum
 import logging
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from birthday_pipeline.delivery import (
-    ClaimedRow,
-    Clock,
-    DeliverySummary,
-    OpenClient,
-    TaskRef,
-    deliver_claimed,
-    utc_now,
-)
-from birthday_pipeline.occasions import Occasion, date_columns
+from birthday_pipeline.claims import claim_rows
+from birthday_pipeline.database import dict_cursor
+from birthday_pipeline.delivery import DeliverySummary, Sender, deliver_claimed
+from birthday_pipeline.fanout import utc_now
+from birthday_pipeline.occasions import Occasion
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.statements import compose
 
@@ -74,11 +69,10 @@ class LookedUp:
     sent_at: datetime | None
     webhook_id: uuid.UUID | None
     last_error: str | None
-    claimed_at: datetime | None
+    claim_live: bool | None  # under a claim whose lease has not run out (the database clock's verdict)
 
 
-def decide(row: LookedUp, request: ResendRequest, now: datetime, requested_at: datetime,
-           lease: timedelta) -> Decision:
+def decide(row: LookedUp, request: ResendRequest, now: datetime, requested_at: datetime) -> Decision:
     """What the resend does with one requested user, and why (the rules of resend/claim.sql, in words)."""
 
     def refuse(reason: str) -> Decision:
@@ -97,7 +91,7 @@ def decide(row: LookedUp, request: ResendRequest, now: datetime, requested_at: d
         return refuse(f"invalid: {row.last_error}")
     if row.status == "scheduled" and row.send_at is not None and row.send_at > now:
         return refuse(f"scheduled for {row.send_at.isoformat()}; it is sent then, never earlier")
-    if row.status == "sending" and row.claimed_at is not None and row.claimed_at >= now - lease:
+    if row.status == "sending" and row.claim_live:
         return refuse("being sent by another task right now")
     if row.status == "sent":
         sent_at = row.sent_at.isoformat() if row.sent_at else "an unknown time"
@@ -122,25 +116,18 @@ class ResendResult:
         return counts
 
 
-def resend(
-    conn: Any,
-    request: ResendRequest,
-    open_client: OpenClient,
-    settings: Settings,
-    secret: str | None,
-    requested_at: datetime,
-    clock: Clock = utc_now,
-    endpoint: str = "",
-    task: TaskRef | None = None,
-) -> ResendResult:
-    """Judge each requested notification, log the decision, and unless a dry run send those to be sent."""
-    now = clock()
-    lease = timedelta(seconds=settings.lease_seconds)
-    with conn.cursor() as cursor:
+def resend(conn: Any, request: ResendRequest, settings: Settings, sender: Sender | None,
+           requested_at: datetime) -> ResendResult:
+    """Judge each requested notification, log the decision, and unless a dry run send those to be sent.
+
+    ``sender`` is what the sending is done with; a dry run needs none.
+    """
+    now = (sender.clock if sender else utc_now)()
+    with dict_cursor(conn) as cursor:
         cursor.execute(compose(conn, "resend/look_up", users=[settings.users_relation.parts]),
                        {"user_ids": request.user_ids, "occasion": request.occasion.name,
                         "occasion_date": request.occasion_date})
-        decisions = [decide(LookedUp(*row), request, now, requested_at, lease) for row in cursor.fetchall()]
+        decisions = [decide(LookedUp(**row), request, now, requested_at) for row in cursor.fetchall()]
     conn.commit()
     prefix = "Dry run, would" if request.dry_run else "Will"
     for decision in decisions:
@@ -155,21 +142,18 @@ def resend(
     to_send = [decision.notification_id for decision in decisions if decision.action is not Action.REFUSE]
     if request.dry_run or not to_send:
         return ResendResult(decisions, None)
+    if sender is None:
+        raise ValueError("a resend that sends needs a sender")
 
-    claim_token = uuid.uuid4()
-    with conn.cursor() as cursor:
-        cursor.execute(
-            compose(conn, "resend/claim", date_columns=[("u", column) for column in date_columns()],
-                    users=[settings.users_relation.parts]),
-            {"ids": to_send, "claim_token": str(claim_token), "now": now, "lease": lease, "force": request.force,
-             "requested_at": requested_at},
-        )
-        claimed = [ClaimedRow.from_claim(row) for row in cursor.fetchall()]
+    claim = claim_rows(conn, "resend/claim",
+                       {"ids": to_send, "now": now, "force": request.force, "requested_at": requested_at},
+                       sender.settings, sender.task)
+    claimed = claim.rows
     if len(claimed) != len(to_send):
         log.warning("%d of %d notifications changed since they were judged and are left alone: ids %s",
                     len(to_send) - len(claimed), len(to_send),
                     sorted(set(to_send) - {row.id for row in claimed}))
     for row in claimed:
         log.info("Sending notification %d with webhook-id %s", row.id, row.webhook_id)
-    summary = deliver_claimed(conn, claimed, claim_token, open_client, settings, secret, clock, endpoint, task=task)
+    summary = deliver_claimed(conn, claim, sender)
     return ResendResult(decisions, summary)

@@ -7,17 +7,20 @@ inside a task, never while a DAG file is parsed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from birthday_pipeline import alerts, metrics
-from birthday_pipeline.delivery import DeliverySummary, Post, Reply, RetryableDeliveryError, TaskRef, deliver_batch
+from birthday_pipeline.claims import TaskRef
+from birthday_pipeline.delivery import DeliverySummary, RetryableDeliveryError, Sender, deliver_batch, listed
+from birthday_pipeline.fanout import Post, Reply
 from birthday_pipeline.occasions import OCCASIONS, date_columns, occasion_named
-from birthday_pipeline.planning import ReleaseBatch, Window, hourly_window, plan_window
+from birthday_pipeline.planning import ReleaseBatch, Upserted, Window, hourly_window, plan_window
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.sweep import late_window, sweep_late_window
+from birthday_pipeline.webhooks import InvalidSecretError, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,18 @@ def current_task() -> TaskRef | None:
 
 
 def open_database(conn_id: str) -> Any:
+    return database_connector(conn_id)()
+
+
+def database_connector(conn_id: str) -> Callable[[], Any]:
+    """Opens a new connection to ``conn_id`` on each call, from any thread.
+
+    One hook for all of them: it looks the Airflow connection up once, on the first call (made in the task's
+    own thread), and then only opens connections with what it found.
+    """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    return PostgresHook(postgres_conn_id=conn_id).get_conn()
+    return PostgresHook(postgres_conn_id=conn_id).get_conn
 
 
 def check_schema(db_conn_id: str) -> dict[str, str]:
@@ -98,12 +110,13 @@ def plan_hourly(db_conn_id: str, anchor: datetime) -> list[dict[str, Any]]:
     window = hourly_window(anchor)
     with closing(open_database(db_conn_id)) as conn:
         result = plan_window(conn, window, settings)
-    metrics.count_planned(result.by_occasion)
+    metrics.count_planned(result.upserted.by_occasion)
     log.info(
         "Planned window [%s, %s): %d rows upserted, %d release batches, %d rows to release",
-        window.start.isoformat(), window.end.isoformat(), result.upserted, len(result.batches),
+        window.start.isoformat(), window.end.isoformat(), result.upserted.count, len(result.batches),
         sum(batch.size for batch in result.batches),
     )
+    _log_replanned(result.upserted)
     lead = timedelta(seconds=settings.release_lead_seconds)
     return [
         {"release_at": (batch.send_at - lead).isoformat(), "batch": batch.to_json()}
@@ -117,14 +130,22 @@ def sweep(db_conn_id: str, now: datetime) -> list[dict[str, Any]]:
     settings = read_settings()
     with closing(open_database(db_conn_id)) as conn:
         result = sweep_late_window(conn, now, settings)
-    metrics.count_planned(result.planned_by_occasion)
+    metrics.count_planned(result.upserted.by_occasion)
     metrics.count_expired(result.expired_by_occasion)
     log.info(
         "Swept [%s, %s): %d rows upserted, %d expired, %d cancelled (user no longer exists), %d batches with %d due"
-        " rows", result.window.start.isoformat(), result.window.end.isoformat(), result.upserted, result.expired,
-        result.orphans_cancelled, len(result.batches), sum(batch.size for batch in result.batches),
+        " rows", result.window.start.isoformat(), result.window.end.isoformat(), result.upserted.count,
+        result.expired, result.orphans_cancelled, len(result.batches), sum(batch.size for batch in result.batches),
     )
+    _log_replanned(result.upserted)
     return [batch.to_json() for batch in result.batches]
+
+
+def _log_replanned(upserted: Upserted) -> None:
+    if upserted.replanned_ids:
+        log.info("Re-planned %d notifications not yet sent to a new date, instant or status (a rule or the user "
+                 "changed since they were planned): ids %s", len(upserted.replanned_ids),
+                 listed(upserted.replanned_ids))
 
 
 def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str, *, from_sweep: bool) -> dict:
@@ -138,24 +159,35 @@ def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str
     settings = read_settings()
     batch = ReleaseBatch.from_json(batch_json)
     grace = timedelta(seconds=settings.sweep_grace_seconds if from_sweep else 0)
-    secret, endpoint = _webhook_secret_and_endpoint(webhook_conn_id)
-    with closing(open_database(db_conn_id)) as conn:
-        summary = deliver_batch(
-            conn, batch, lambda: _webhook_client(webhook_conn_id, settings), settings, secret, grace,
-            endpoint=endpoint, reconnect=lambda: open_database(db_conn_id), task=current_task(),
-        )
+    connect = database_connector(db_conn_id)
+    sender = _sender(connect, webhook_conn_id, settings)
+    with closing(connect()) as conn:  # the first connection, in the task's thread: the hook looks up birthday_db
+        summary = deliver_batch(conn, batch, sender, grace)
     _log_summary(batch, summary)
     metrics.record_delivery(summary)
     _raise_on_failures(summary)
     return {"claimed": summary.claimed, "sent": summary.sent, "failed": summary.failed, "skipped": summary.skipped}
 
 
-def _webhook_secret_and_endpoint(webhook_conn_id: str) -> tuple[str | None, str]:
+def _sender(connect: Callable[[], Any], webhook_conn_id: str, settings: Settings) -> Sender:
+    """What this task sends with; fails it, before anything is claimed, if the signing secret is unusable."""
     from airflow.providers.http.hooks.http import HttpAsyncHook
+    from airflow.sdk.exceptions import AirflowFailException
 
     connection = HttpAsyncHook.get_connection(webhook_conn_id)
+    secret = connection.password or None
+    if secret is not None:
+        try:
+            signing_key(secret)
+        except InvalidSecretError as error:
+            raise AirflowFailException(
+                f"Connection {webhook_conn_id!r}: its password is not a usable webhook signing secret: {error}. "
+                "Set it to 'whsec_' followed by the base64 key (Standard Webhooks), or leave it empty to send "
+                "unsigned."
+            ) from None
     endpoint = f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
-    return connection.password or None, endpoint
+    return Sender(connect=connect, open_client=lambda: _webhook_client(webhook_conn_id, settings),
+                  settings=settings, secret=secret, endpoint=endpoint, task=current_task())
 
 
 def _raise_on_failures(summary: DeliverySummary) -> None:
@@ -288,10 +320,10 @@ def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webh
         dry_run=bool(params["dry_run"]),
         force=bool(params["force"]),
     )
-    secret, endpoint = (None, "") if request.dry_run else _webhook_secret_and_endpoint(webhook_conn_id)
-    with closing(open_database(db_conn_id)) as conn:
-        result = resend_notifications(conn, request, lambda: _webhook_client(webhook_conn_id, settings), settings,
-                                      secret, requested_at, endpoint=endpoint, task=current_task())
+    connect = database_connector(db_conn_id)
+    sender = None if request.dry_run else _sender(connect, webhook_conn_id, settings)
+    with closing(connect()) as conn:
+        result = resend_notifications(conn, request, settings, sender, requested_at)
     counts = result.counts()
     delivery = result.delivery
     outcome = {**counts, "sent": delivery.sent if delivery else 0, "failed": delivery.failed if delivery else 0}

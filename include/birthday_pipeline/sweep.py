@@ -1,8 +1,8 @@
 """The safety net: re-plan the late window, expire what is too old, and find every row due now.
 
 Recovery does not depend on the hourly runs: rows that no hourly run created (scheduler down, DAG paused,
-runs failed) are planned here, and rows left scheduled, stuck in an expired lease or failed retryably are
-handed to the same send code.
+runs failed) are planned here, and rows left scheduled, held by a claim whose lease ran out (on the database
+clock) or failed retryably are handed to the same send code. Leases that ran out are forgotten.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from birthday_pipeline.claims import due_parameters
 from birthday_pipeline.database import dict_cursor
-from birthday_pipeline.delivery import due_parameters
-from birthday_pipeline.planning import ReleaseBatch, Window, rows_written, upsert_window
+from birthday_pipeline.planning import ReleaseBatch, Upserted, Window, upsert_window
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.statements import compose, load_sql
 
@@ -22,12 +22,11 @@ from birthday_pipeline.statements import compose, load_sql
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
     window: Window
-    upserted: int
+    upserted: Upserted
     expired: int
     orphans_cancelled: int  # due rows of users who no longer exist
     batches: list[ReleaseBatch]
-    planned_by_occasion: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # rows re-planned
-    expired_by_occasion: dict[str, int] = dataclasses.field(default_factory=dict)
+    expired_by_occasion: dict[str, int]
 
 
 def late_window(now: datetime, settings: Settings) -> Window:
@@ -39,16 +38,15 @@ def sweep_late_window(conn: Any, now: datetime, settings: Settings) -> SweepResu
     """Re-plan, expire and cancel the rows of deleted users as of ``now``, then return the batches of rows due, in one
     transaction."""
     window = late_window(now, settings)
-    written = upsert_window(conn, window, settings)
+    upserted = upsert_window(conn, window, settings)
     due = due_parameters(settings, now, timedelta(seconds=settings.sweep_grace_seconds))
     with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("sweep/expire"), {**due, "max_lateness_hours": settings.max_lateness_hours})
         expired = dict(Counter(row["occasion"] for row in cursor.fetchall()))
         cursor.execute(compose(conn, "sweep/cancel_orphans", users=[settings.users_relation.parts]), due)
         orphans_cancelled = cursor.rowcount
-    with conn.cursor() as cursor:
         cursor.execute(load_sql("sweep/due_batches"), {**due, "batch_size": settings.batch_size})
-        batches = [ReleaseBatch(*row) for row in cursor.fetchall()]
+        batches = [ReleaseBatch(**row) for row in cursor.fetchall()]
+        cursor.execute(load_sql("sweep/forget_leases"))
     conn.commit()
-    return SweepResult(window, rows_written(written), sum(expired.values()), orphans_cancelled, batches, written,
-                       expired)
+    return SweepResult(window, upserted, sum(expired.values()), orphans_cancelled, batches, expired)

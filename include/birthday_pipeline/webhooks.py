@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import email.utils
+import functools
 import hashlib
 import hmac
 import json
 from datetime import UTC, date, datetime, timedelta
+
+from birthday_pipeline.blanks import strip_blanks
 
 SECRET_PREFIX = "whsec_"
 
@@ -15,9 +19,14 @@ SECRET_PREFIX = "whsec_"
 BIRTHDAY_MESSAGE = "Hey, {name} it's your birthday"
 
 
+class InvalidSecretError(ValueError):
+    """A signing secret that is not ``whsec_`` followed by a base64 key (the message never shows the secret)."""
+
+
 def render_message(template: str, first_name: str, last_name: str) -> str:
-    """``template`` with ``{name}`` replaced by the first and last name, blanks trimmed."""
-    name = " ".join(part.strip() for part in (first_name, last_name) if part.strip())
+    """``template`` with ``{name}`` replaced by the first and last name, blanks (``birthday_pipeline.blanks``)
+    trimmed."""
+    name = " ".join(part for part in map(strip_blanks, (first_name, last_name)) if part)
     return template.replace("{name}", name)
 
 
@@ -47,10 +56,23 @@ def request_body(
     ).encode("utf-8")
 
 
+@functools.lru_cache(maxsize=8)
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret, ``whsec_`` + base64; decoded once per secret."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise InvalidSecretError(f"the signing secret does not start with {SECRET_PREFIX!r}")
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidSecretError(f"the signing secret is not {SECRET_PREFIX!r} followed by base64") from None
+    if not key:
+        raise InvalidSecretError(f"the signing secret has no key after {SECRET_PREFIX!r}")
+    return key
+
+
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value of the Standard Webhooks spec: ``v1,`` + base64 HMAC-SHA256."""
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-    digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    digest = hmac.new(signing_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
@@ -81,17 +103,32 @@ def is_retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
 
-def retry_after_delay(header: str | None, now: datetime) -> timedelta | None:
-    """The wait a ``Retry-After`` header asks for (delta-seconds or an HTTP date); None if absent or unreadable."""
+# More digits than this are more seconds than any wait we honour (and more than int() reads by default).
+_LONGEST_DELTA_SECONDS_DIGITS = 12
+
+
+def retry_after_delay(header: str | None, now: datetime, longest: timedelta) -> timedelta | None:
+    """The wait a ``Retry-After`` header asks for, at most ``longest``; None if absent or unreadable.
+
+    RFC 9110 allows delta-seconds (ASCII digits: ``"²"`` and ``"٣"`` are digits to Python, not to HTTP) or an
+    HTTP date (one in the past asks for no wait). Anything else, a negative number included, is unreadable.
+    Never raises, whatever the endpoint sends.
+    """
     if header is None:
         return None
     value = header.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        if len(value) > _LONGEST_DELTA_SECONDS_DIGITS:
+            return longest
+        return min(timedelta(seconds=int(value)), longest)
     try:
         asked_for = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if asked_for.tzinfo is None:
         asked_for = asked_for.replace(tzinfo=UTC)
-    return max(asked_for - now, timedelta(0))
+    try:
+        wait = asked_for - now
+    except OverflowError:
+        return longest
+    return min(max(wait, timedelta(0)), longest)

@@ -42,13 +42,6 @@ def due_cohort(db, instant: datetime, size: int = COHORT, first_id: int = 1) -> 
     return user_ids
 
 
-@pytest.fixture(scope="module")
-def sweep_dag(app_database_url):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag().get_dag("birthday_sweep")
-
-
 @pytest.fixture
 def fast_retries(monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SWEEP_GRACE_SECONDS", "0")

@@ -89,7 +89,7 @@ def tell_the_story(db: Any, alerts: WebhookReceiver, webhook: WebhookReceiver, s
     story.day = day = instant.date()
     os.environ["AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME"] = instant.strftime("%H:%M:%S")
     with db.cursor() as cursor:
-        cursor.execute("TRUNCATE users, notifications, open_alerts RESTART IDENTITY CASCADE")
+        cursor.execute("TRUNCATE users, notifications, claim_leases, open_alerts RESTART IDENTITY CASCADE")
     db.commit()
     birthday = day.replace(year=BIRTH_YEAR)
     insert_users(db, [
@@ -103,12 +103,15 @@ def tell_the_story(db: Any, alerts: WebhookReceiver, webhook: WebhookReceiver, s
     ])
     # An outage left the UTC+4 user's row unsent four hours ago; a send task claimed the UTC+2 user's row, due
     # two hours ago, and hangs on it, its lease still live.
+    hung_claim = str(uuid.uuid4())
     with db.cursor() as cursor:
         cursor.execute(
             "INSERT INTO notifications (user_id, occasion_date, send_at, status, claim_token, claimed_at)"
             " VALUES (%s, %s, %s, 'scheduled', NULL, NULL), (%s, %s, %s, 'sending', %s, now())",
             (OUTAGE_USER, day, instant - timedelta(hours=4), HUNG_USER, day, instant - timedelta(hours=2),
-             str(uuid.uuid4())))
+             hung_claim))
+        cursor.execute("INSERT INTO claim_leases (claim_token, expires_at) VALUES (%s, now() + interval '1 hour')",
+                       (hung_claim,))
     db.commit()
     webhook.answer_with(lambda request: Answer(410 if request.json["user_id"] == REFUSED_USER else 200))
 
@@ -118,8 +121,8 @@ def tell_the_story(db: Any, alerts: WebhookReceiver, webhook: WebhookReceiver, s
     story.runs["hourly"] = hourly.test(logical_date=anchor)
     story.runs["sweep_late"] = sweep.test()
     with db.cursor() as cursor:
-        cursor.execute("UPDATE notifications SET claimed_at = now() - interval '1 hour' WHERE user_id = %s",
-                       (HUNG_USER,))
+        cursor.execute("UPDATE claim_leases SET expires_at = now() - interval '1 second' WHERE claim_token = %s",
+                       (hung_claim,))
     db.commit()
     story.runs["sweep_caught_up"] = sweep.test()
     connection = os.environ.pop("AIRFLOW_CONN_BIRTHDAY_ALERTS")

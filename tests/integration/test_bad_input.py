@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
+from birthday_pipeline.blanks import blank_characters
 from birthday_pipeline.planning import MAX_NAME_LENGTH, User, Window, plan_user, plan_window
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.timezones import zone_names
@@ -39,6 +40,11 @@ def test_a_sweep_plans_and_sends_the_good_rows_and_explains_the_bad_ones(db, web
         User(10, born, "Asia/Jerusalem", "🎉 זואי", "مرحبا"),
         User(11, yesterday.replace(year=2090), "UTC", "F", "L"),
         User(12, born, "UTC", "Cher", " "),
+        # Blank in Unicode: no-break, zero-width, ideographic and line-separator spaces, BOM, Hangul fillers.
+        User(13, born, "UTC", "\u00a0", "\u200b"),
+        User(14, born, "UTC", "\u3000", "\u3164\u2800"),
+        User(15, born, "UTC", "\ufeff\u180e", "\t\u2028\u115f"),
+        User(16, born, "UTC", "\u3000Zoë\u200b", "\u00a0"),
     ]
     insert_users(db, users)
 
@@ -63,6 +69,10 @@ def test_a_sweep_plans_and_sends_the_good_rows_and_explains_the_bad_ones(db, web
         10: ("sent", None),
         11: ("invalid", "birthday is not in the past"),
         12: ("sent", None),
+        13: ("invalid", "user has no name"),
+        14: ("invalid", "user has no name"),
+        15: ("invalid", "user has no name"),
+        16: ("sent", None),
     }
     assert planned[5][2] == planned[6][2] == datetime.combine(yesterday, time(14), UTC)
     assert all(send_at is None for status, _, send_at in planned.values() if status == "invalid")
@@ -75,21 +85,25 @@ def test_a_sweep_plans_and_sends_the_good_rows_and_explains_the_bad_ones(db, web
         9: f"Hey, {HOSTILE_FIRST} {HOSTILE_LAST} it's your birthday",
         10: "Hey, 🎉 זואי مرحبا it's your birthday",
         12: "Hey, Cher it's your birthday",
+        16: "Hey, Zoë it's your birthday",
     }
     hostile = next(request for request in webhook.requests if request.json["user_id"] == 9)
     assert json.loads(hostile.body.decode("utf-8"))["message"].startswith(f"Hey, {HOSTILE_FIRST} ")
 
 
 # Users born on the days around 1 March in any year (future ones included), in any zone or none, with
-# zone names mangled the ways people mangle them, and names of any text PostgreSQL can store.
+# zone names mangled the ways people mangle them, and names of any text PostgreSQL can store; names of blank
+# characters alone (birthday_pipeline.blanks) are drawn as often as any other text.
 WINDOW = Window(datetime(2027, 2, 27, 12, tzinfo=UTC), datetime(2027, 3, 2, 12, tzinfo=UTC))
 ZONES = sorted(zone_names())
 TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=MAX_NAME_LENGTH + 4)
+NAMES = st.one_of(TEXT, st.text(st.sampled_from(blank_characters()), max_size=4))
 zone_names_as_given = st.one_of(
     st.none(),
     st.sampled_from(ZONES),
     st.sampled_from(ZONES).map(str.upper),
     st.sampled_from(ZONES).map(lambda name: f" {name.lower()}\t"),
+    st.sampled_from(ZONES).map(lambda name: f"\u00a0{name.lower()}\u200b"),
     st.sampled_from(["PST", "CEST", "GMT+3", "UTC+01:00", "", " "]),
     TEXT,
 )
@@ -102,7 +116,7 @@ def arbitrary_users(draw: st.DrawFn) -> list[User]:
     for user_id in range(1, count + 1):
         month, day = draw(st.sampled_from([(2, 26), (2, 27), (2, 28), (2, 29), (3, 1), (3, 2)]))
         year = draw(st.sampled_from(range(1904, 2097, 4)) if (month, day) == (2, 29) else st.integers(1900, 2100))
-        users.append(User(user_id, date(year, month, day), draw(zone_names_as_given), draw(TEXT), draw(TEXT)))
+        users.append(User(user_id, date(year, month, day), draw(zone_names_as_given), draw(NAMES), draw(NAMES)))
     return users
 
 

@@ -44,7 +44,7 @@ def test_release_batches_group_rows_by_instant_and_split_them_by_batch_size(db) 
     )
     result = plan_window(db, WINDOW, Settings(batch_size=2))
     nine, eight = datetime(2026, 12, 15, 9, tzinfo=UTC), datetime(2026, 12, 15, 8, tzinfo=UTC)
-    assert result.upserted == 6
+    assert (result.upserted.inserted, result.upserted.replanned_ids) == (6, [])
     assert result.batches == [
         ReleaseBatch(eight, 5, 6, 2),
         ReleaseBatch(nine, 1, 2, 2),
@@ -64,7 +64,8 @@ def test_replanning_moves_a_scheduled_row_and_leaves_a_finished_one(db) -> None:
 
     second = plan_window(db, WINDOW, Settings())
 
-    assert second.upserted == 2  # user 1 moved to 08:00Z, user 3 became valid; user 2 was sent already
+    # User 1 (notification 1) moved to 08:00Z and user 3 (notification 3) became valid; user 2 was sent already.
+    assert (second.upserted.inserted, second.upserted.replanned_ids) == (0, [1, 3])
     with db.cursor() as cursor:
         cursor.execute("SELECT user_id, send_at, status, last_error FROM notifications ORDER BY user_id")
         rows = cursor.fetchall()
@@ -73,7 +74,7 @@ def test_replanning_moves_a_scheduled_row_and_leaves_a_finished_one(db) -> None:
         (2, datetime(2026, 12, 15, 9, tzinfo=UTC), "sent", None),
         (3, datetime(2026, 12, 15, 9, tzinfo=UTC), "scheduled", None),
     ]
-    assert plan_window(db, WINDOW, Settings()).upserted == 0
+    assert plan_window(db, WINDOW, Settings()).upserted.count == 0
 
 
 def test_an_hourly_run_owns_the_hour_after_its_own() -> None:

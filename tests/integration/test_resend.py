@@ -66,7 +66,7 @@ def test_a_dry_run_by_default_logs_what_would_be_sent_and_sends_nothing(db, webh
     caplog.set_level(logging.INFO, logger="birthday_pipeline")
 
     with caplog.at_level(logging.INFO):
-        result = resend(db, ResendRequest([1, 2, 3, 99], BIRTHDAY, DAY), lambda: None, Settings(send_local_time=INSTANT.time()), None,
+        result = resend(db, ResendRequest([1, 2, 3, 99], BIRTHDAY, DAY), Settings(), None,
                         requested_at=datetime.now(UTC))
     assert resend_dag.test(run_conf=conf()).state == "success"
 
@@ -132,9 +132,31 @@ def test_a_retried_forced_resend_does_not_send_what_this_request_sent_already() 
     requested_at = datetime(2026, 3, 10, 12, tzinfo=UTC)
     request = ResendRequest([1], BIRTHDAY, date(2026, 3, 10), dry_run=False, force=True)
     row = LookedUp(1, True, 7, "sent", requested_at - timedelta(hours=3), requested_at + timedelta(seconds=2),
-                   uuid.uuid4(), None, None)
-    decision = decide(row, request, requested_at + timedelta(minutes=1), requested_at, timedelta(minutes=10))
+                   uuid.uuid4(), None, False)
+    decision = decide(row, request, requested_at + timedelta(minutes=1), requested_at)
     assert (decision.action, decision.reason) == (
         Action.REFUSE, f"already re-sent by this request at {row.sent_at.isoformat()}")
     earlier = dataclasses.replace(row, sent_at=requested_at - timedelta(hours=1))
-    assert decide(earlier, request, requested_at, requested_at, timedelta(minutes=10)).action is Action.RESEND
+    assert decide(earlier, request, requested_at, requested_at).action is Action.RESEND
+
+
+def test_a_row_being_sent_is_refused_until_its_lease_runs_out_on_the_database_clock(db, webhook, resend_dag,
+                                                                                     rows) -> None:
+    failed_id, webhook_id = rows["failed"]
+    token = "00000000-0000-4000-8000-000000000001"
+    with db.cursor() as cursor:  # another task's claim of user 2's row, its lease alive for ten minutes
+        cursor.execute("INSERT INTO claim_leases (claim_token, expires_at) VALUES (%s, now() + interval '10 minutes')",
+                       (token,))
+        cursor.execute("UPDATE notifications SET status = 'sending', claim_token = %s WHERE id = %s",
+                       (token, failed_id))
+    db.commit()
+
+    assert resend_dag.test(run_conf=conf(user_ids=[2], dry_run=False)).state == "success"
+    assert webhook.requests == []
+
+    with db.cursor() as cursor:
+        cursor.execute("UPDATE claim_leases SET expires_at = now() - interval '1 second'")
+    db.commit()
+    assert resend_dag.test(run_conf=conf(user_ids=[2], dry_run=False)).state == "success"
+    assert [request.headers["webhook-id"] for request in webhook.requests] == [str(webhook_id)]
+    assert state(db)[1][:2] == (2, "sent")

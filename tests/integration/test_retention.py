@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg2
 
-from birthday_pipeline.planning import ReleaseBatch, Window, rows_written, upsert_window
+from birthday_pipeline.planning import ReleaseBatch, Window, upsert_window
 from birthday_pipeline.retention import delete_old_history
 from birthday_pipeline.settings import Settings
 
@@ -35,13 +35,14 @@ SELECT id, 1, gen_random_uuid(), send_at, send_at, 200, 100 FROM notifications O
 
 
 def insert_notification(db: Any, user_id: int, occasion: str, day: date, status: str,
-                        send_at: datetime | None, attempt_at: datetime | None = None) -> int:
+                        send_at: datetime | None, attempt_at: datetime | None = None,
+                        retry_after: datetime | None = None) -> int:
     with db.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO notifications (user_id, occasion, occasion_date, send_at, status, attempts, last_error)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "INSERT INTO notifications (user_id, occasion, occasion_date, send_at, status, attempts, last_error,"
+            " retry_after) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (user_id, occasion, day, send_at, status, int(attempt_at is not None),
-             "unknown time zone" if status == "invalid" else None),
+             "unknown time zone" if status == "invalid" else None, retry_after),
         )
         (notification_id,) = cursor.fetchone()
         if attempt_at is not None:
@@ -118,7 +119,9 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
     days_ago = {days: (now - timedelta(days=days)) for days in (600, 450, 380, 200, 10)}
     kept = [
         insert_notification(db, 1, "work_anniversary", days_ago[600].date(), "scheduled", days_ago[600]),
-        insert_notification(db, 2, "work_anniversary", days_ago[450].date(), "failed", days_ago[450], days_ago[450]),
+        # Failed retryably: the sweep may still try it, or expire it.
+        insert_notification(db, 2, "work_anniversary", days_ago[450].date(), "failed", days_ago[450], days_ago[450],
+                            retry_after=days_ago[450]),
         insert_notification(db, 3, "work_anniversary", days_ago[380].date(), "sent", days_ago[380], days_ago[380]),
         insert_notification(db, 4, "work_anniversary", days_ago[200].date(), "sent", days_ago[200], days_ago[200]),
         insert_notification(db, 5, "work_anniversary", days_ago[10].date(), "sent", days_ago[10], days_ago[10]),
@@ -127,6 +130,8 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
         insert_notification(db, 6, "work_anniversary", days_ago[450].date(), "expired", days_ago[450], days_ago[450]),
         insert_notification(db, 7, "work_anniversary", days_ago[450].date(), "invalid", None),
         insert_notification(db, 8, "work_anniversary", days_ago[450].date(), "cancelled", days_ago[450]),
+        # Failed for good (refused by the endpoint: no retry_after): as finished as a sent one.
+        insert_notification(db, 9, "work_anniversary", days_ago[450].date(), "failed", days_ago[450]),
     ]
     # Users due now, as the hourly DAG's plan leaves them: one release batch.
     with db.cursor() as cursor:
@@ -172,7 +177,7 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
     assert sampler.samples > 100 and sampler.waits == []
     assert sent == {"claimed": DUE_USERS, "sent": DUE_USERS, "failed": 0, "skipped": 0}
     result = outcome["result"]
-    assert (result.attempts_deleted, result.notifications_deleted) == (OLD_ROWS + 4, OLD_ROWS + 3)
+    assert (result.attempts_deleted, result.notifications_deleted) == (OLD_ROWS + 4, OLD_ROWS + 4)
     assert result.batches == 2 * (OLD_ROWS // RACE_BATCH + 1)
     assert surviving(db, kept + deleted) == kept
     assert count(db, "SELECT count(*) FROM notifications WHERE occasion_date = %s", (old_day,)) == 0
@@ -213,7 +218,7 @@ def test_a_row_inside_the_late_window_is_kept_however_old(db) -> None:
     assert surviving(db, [rows[420][0], rows[460][0]]) == [rows[420][0]]
     # Planning the hour of the kept row again (a backfill, or a sweep with this late window) changes nothing.
     kept_instant = rows[420][1]
-    assert rows_written(upsert_window(db, Window(kept_instant, kept_instant + timedelta(hours=1)), settings)) == 0
+    assert upsert_window(db, Window(kept_instant, kept_instant + timedelta(hours=1)), settings).count == 0
     db.commit()
     assert count(db, "SELECT count(*) FROM notifications WHERE user_id = 1") == 1
 

@@ -7,13 +7,18 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from hypothesis import given, strategies as st
+
 from birthday_pipeline.webhooks import (
+    InvalidSecretError,
     is_retryable,
     is_success,
+    render_message,
     request_body,
     request_headers,
     retry_after_delay,
     sign,
+    signing_key,
     verify,
 )
 
@@ -73,6 +78,7 @@ def test_which_answers_succeed_and_which_are_retried(status: int, success: bool,
 
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+LONGEST = timedelta(hours=48)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +93,45 @@ NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
         ("soon", None),
         ("-5", None),
         ("", None),
+        ("3.5", None),
+        ("1e3", None),
+        # Digits to Python (str.isdigit), not to HTTP: "²" would even make int() raise.
+        ("²", None),
+        ("٣", None),
+        ("１０", None),
+        # Longer than any wait worth honouring, or than a timedelta holds: the longest.
+        ("999999", LONGEST),
+        ("9" * 5000, LONGEST),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", LONGEST),
+        ("Fri, 31 Dec 99999 23:59:59 GMT", None),
+        ("Mon, 01 Jan 0001 00:00:00 GMT", timedelta(0)),
+        ("Sat, 28 Nov 2026 12:00:30 +9999", None),
     ],
 )
 def test_retry_after_accepts_seconds_and_http_dates(header: str | None, delay: timedelta | None) -> None:
-    assert retry_after_delay(header, NOW) == delay
+    assert retry_after_delay(header, NOW, longest=LONGEST) == delay
+
+
+HTTP_DATES = st.datetimes(timezones=st.just(UTC)).map(lambda moment: moment.strftime("%a, %d %b %Y %H:%M:%S GMT"))
+
+
+@given(header=st.one_of(st.text(), st.integers(-10**30, 10**30).map(str), HTTP_DATES))
+def test_retry_after_never_raises_and_never_asks_for_more_than_the_longest(header: str) -> None:
+    delay = retry_after_delay(header, NOW, longest=LONGEST)
+    assert delay is None or timedelta(0) <= delay <= LONGEST
+
+
+@pytest.mark.parametrize("secret", ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_", "whsec_not base64!", "whsec_abc",
+                                    "WHSEC_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+def test_a_secret_that_is_not_whsec_and_base64_is_refused_without_showing_it(secret: str) -> None:
+    with pytest.raises(InvalidSecretError) as refused:
+        signing_key(secret)
+    assert "MfKQ9r8G" not in str(refused.value) and "not base64!" not in str(refused.value)
+
+
+def test_the_message_trims_unicode_blanks_around_each_name() -> None:
+    template = "Hey, {name} it's your birthday"
+    assert render_message(template, "\u3000Zoë\u200b", "\u00a0") == "Hey, Zoë it's your birthday"
+    assert render_message(template, "\u3164Ada", "Lovelace\ufeff\u2800") == "Hey, Ada Lovelace it's your birthday"
+    family = "👨\u200d👩\u200d👧"  # joiners inside a name stay
+    assert render_message(template, "Jean", f"Picard {family}") == f"Hey, Jean Picard {family} it's your birthday"

@@ -1,24 +1,26 @@
 -- Claim the due rows of one batch for one send task: scheduled rows whose instant has come (the sweep
--- leaves them a grace), rows whose sending lease expired and retryable failures below the attempt cap,
--- none older than the late window. sweep/due_batches.sql selects with the same conditions.
--- The caller's clock decides what is due, the same clock that guards each send against earliness.
+-- leaves them a grace), rows in sending whose claim's lease ran out (or has no lease row) and retryable
+-- failures below the attempt cap, none older than the late window. sweep/due_batches.sql selects with the
+-- same conditions. The caller's clock decides what is due, the same clock that guards each send against
+-- earliness; whether a lease is alive is the database clock's call (now()), the same for every worker.
 -- The date_columns placeholder lists every occasion's users column, composed from the occasion registry;
 -- users is the users relation (birthday_users_relation), a composed identifier.
 -- SKIP LOCKED lets a concurrent claimer take what this one does not; the token guards every later update.
 WITH due AS (
-    SELECT id
-    FROM notifications
-    WHERE id BETWEEN %(first_id)s AND %(last_id)s
-        AND occasion = ANY (%(occasions)s::text[])
-        AND (%(send_at)s::timestamptz IS NULL OR send_at = %(send_at)s::timestamptz)
-        AND send_at > %(now)s - %(max_lateness)s::interval
+    SELECT n.id
+    FROM notifications AS n
+    WHERE n.id BETWEEN %(first_id)s AND %(last_id)s
+        AND n.occasion = ANY (%(occasions)s::text[])
+        AND (%(send_at)s::timestamptz IS NULL OR n.send_at = %(send_at)s::timestamptz)
+        AND n.send_at > %(now)s - %(max_lateness)s::interval
         AND (
-            (status = 'scheduled' AND send_at <= %(scheduled_due_by)s)
-            OR (status = 'sending' AND claimed_at < %(now)s - %(lease)s::interval)
-            OR (status = 'failed' AND retry_after <= %(now)s AND attempts < %(max_attempts)s)
+            (n.status = 'scheduled' AND n.send_at <= %(scheduled_due_by)s)
+            OR (n.status = 'sending' AND NOT EXISTS (
+                SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()))
+            OR (n.status = 'failed' AND n.retry_after <= %(now)s AND n.attempts < %(max_attempts)s)
         )
-    ORDER BY id
-    FOR UPDATE SKIP LOCKED
+    ORDER BY n.id
+    FOR UPDATE OF n SKIP LOCKED
 )
 UPDATE notifications AS n
 SET status = 'sending', claim_token = %(claim_token)s, claimed_at = now(), updated_at = now()

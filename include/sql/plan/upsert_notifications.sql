@@ -7,9 +7,14 @@
 -- A NULL zone plans in the default zone; an unknown zone plans in the default zone too, as 'invalid'.
 -- A row that cannot be sent is 'invalid' with no instant and a reason, checked in the order and with the
 -- words of planning.invalid_reason: unknown zone (naming the zone it likely meant), no name, a name too long
--- for a message, an occasion date not in the past.
--- Rows already claimed or finished are never touched, and an unchanged row is not rewritten.
--- Returns the status of each row written, for the planned and invalid counts.
+-- for a message, an occasion date not in the past. Blank means the characters of the blanks parameter, the string
+-- birthday_pipeline.blanks builds and Python strips too.
+-- A user has one notification per occasion and year (notifications_user_occasion_year_key). When a rule or the
+-- user's data moved the celebrated date or the instant, that row is re-planned if it was never sent: scheduled,
+-- invalid, or cancelled (its date had been removed), or expired at a date that is no longer the one celebrated.
+-- Rows claimed, sent or failed are never touched (the sender re-checks what it claims), and an unchanged row is
+-- not rewritten. Returns how many rows were inserted, the ids of the rows re-planned, and how many of the rows
+-- written are scheduled and invalid.
 -- The candidates are computed once (MATERIALIZED), so each user's planning zone is a column the join can hash
 -- with the slot's zone and month-day. Inlined, the zone test was a join filter run once per (user, slot) of
 -- the same month-day: for the sweep's 48-hour window at 10 M users, 32 million evaluations and 7 to 9 s of
@@ -51,33 +56,47 @@ checked AS (
                 || coalesce('; did you mean "' || (
                     SELECT z.name
                     FROM unnest(%(folded_zones)s::text[], %(known_zones)s::text[]) AS z (folded, name)
-                    WHERE z.folded = lower(btrim(c.timezone, E' \t\r\n'))
-                        AND octet_length(c.timezone) = length(c.timezone)  -- ASCII only
+                    WHERE z.folded = lower(btrim(c.timezone, %(blanks)s))
+                        -- ASCII only, once trimmed
+                        AND octet_length(btrim(c.timezone, %(blanks)s)) = length(btrim(c.timezone, %(blanks)s))
                 ) || '"?', '')
-            WHEN btrim(c.first_name, E' \t\r\n') = '' AND btrim(c.last_name, E' \t\r\n') = ''
-                THEN 'user has no name'
+            WHEN btrim(c.first_name || c.last_name, %(blanks)s) = '' THEN 'user has no name'
             WHEN greatest(length(c.first_name), length(c.last_name)) > %(max_name_length)s
                 THEN 'name longer than ' || %(max_name_length)s || ' characters'
             WHEN c.source_date >= s.occasion_date THEN %(not_in_past_reason)s
         END AS reason
     FROM candidate AS c
     JOIN slot AS s ON s.zone = c.plan_zone AND s.birth_month_day = c.birth_month_day
+),
+upserted AS (
+    INSERT INTO notifications AS n (user_id, occasion, occasion_date, send_at, status, last_error)
+    SELECT
+        user_id,
+        %(occasion)s,
+        occasion_date,
+        CASE WHEN reason IS NULL THEN send_at END,
+        CASE WHEN reason IS NULL THEN 'scheduled' ELSE 'invalid' END,
+        reason
+    FROM checked
+    ORDER BY user_id, occasion_date  -- new rows get their ids in user order, whichever join the planner picks
+    ON CONFLICT (user_id, occasion, (extract(year FROM occasion_date)::integer)) DO UPDATE
+    SET occasion_date = excluded.occasion_date,
+        send_at = excluded.send_at,
+        status = excluded.status,
+        last_error = excluded.last_error,
+        updated_at = now()
+    WHERE (
+            n.status IN ('scheduled', 'invalid', 'cancelled')
+            OR (n.status = 'expired' AND n.occasion_date <> excluded.occasion_date)
+        )
+        AND (n.occasion_date, n.send_at, n.status, n.last_error)
+            IS DISTINCT FROM (excluded.occasion_date, excluded.send_at, excluded.status, excluded.last_error)
+    -- A row created before this statement's transaction was updated, not inserted.
+    RETURNING n.id, n.status, n.created_at = now() AS inserted
 )
-INSERT INTO notifications AS n (user_id, occasion, occasion_date, send_at, status, last_error)
 SELECT
-    user_id,
-    %(occasion)s,
-    occasion_date,
-    CASE WHEN reason IS NULL THEN send_at END,
-    CASE WHEN reason IS NULL THEN 'scheduled' ELSE 'invalid' END,
-    reason
-FROM checked
-ORDER BY user_id, occasion_date  -- new rows get their ids in user order, whichever join the planner picks
-ON CONFLICT (user_id, occasion, occasion_date) DO UPDATE
-SET send_at = excluded.send_at,
-    status = excluded.status,
-    last_error = excluded.last_error,
-    updated_at = now()
-WHERE n.status IN ('scheduled', 'invalid')
-    AND (n.send_at, n.status, n.last_error) IS DISTINCT FROM (excluded.send_at, excluded.status, excluded.last_error)
-RETURNING n.status
+    count(*) FILTER (WHERE inserted) AS inserted,
+    coalesce(array_agg(id ORDER BY id) FILTER (WHERE NOT inserted), ARRAY[]::bigint[]) AS replanned_ids,
+    count(*) FILTER (WHERE status = 'scheduled') AS scheduled,
+    count(*) FILTER (WHERE status = 'invalid') AS invalid
+FROM upserted

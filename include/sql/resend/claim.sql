@@ -5,7 +5,8 @@
 -- Rows never sent (failed, expired, cancelled, or scheduled with their instant passed) keep their webhook-id:
 -- a receiver that saw an earlier attempt de-duplicates. A row already sent is taken only with force, only if
 -- it was sent before this request (a retried task does not send it twice), and gets a new webhook-id.
--- Nothing under a live claim is taken, and nothing is sent before its instant.
+-- Nothing under a live claim (its lease not run out on the database clock) is taken, and nothing is sent
+-- before its instant.
 UPDATE notifications AS n
 SET status = 'sending',
     webhook_id = CASE WHEN n.status = 'sent' THEN gen_random_uuid() ELSE n.webhook_id END,
@@ -16,7 +17,8 @@ WHERE n.id = ANY (%(ids)s::bigint[])
     AND (
         n.status IN ('failed', 'expired', 'cancelled')
         OR (n.status = 'scheduled' AND n.send_at <= %(now)s)
-        OR (n.status = 'sending' AND n.claimed_at < %(now)s - %(lease)s::interval)
+        OR (n.status = 'sending' AND NOT EXISTS (
+            SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()))
         OR (n.status = 'sent' AND %(force)s AND n.sent_at < %(requested_at)s)
     )
 RETURNING n.id, n.user_id, n.occasion, n.occasion_date, n.send_at, n.webhook_id, n.attempts,

@@ -9,7 +9,8 @@ WHERE n.occasion = ANY (%(occasions)s::text[])
     AND n.send_at > %(now)s - %(max_lateness)s::interval
     AND (
         (n.status = 'scheduled' AND n.send_at <= %(scheduled_due_by)s)
-        OR (n.status = 'sending' AND n.claimed_at < %(now)s - %(lease)s::interval)
+        OR (n.status = 'sending' AND NOT EXISTS (
+            SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()))
         OR (n.status = 'failed' AND n.retry_after <= %(now)s AND n.attempts < %(max_attempts)s)
     )
     AND NOT EXISTS (SELECT FROM {users} AS u WHERE u.id = n.user_id)

@@ -1,0 +1,149 @@
+"""The HTTP fan-out: POST claimed rows, at most ``birthday_max_in_flight`` at a time, none before its instant,
+paced where a rate is set, and turn every answer into an ``Attempt`` the moment it is known.
+
+Each attempt goes to ``on_attempt`` at once (the recorder writes it down). Before each request ``check()``
+is asked whether sending may go on (the lease is alive, the recorder is healthy). Once anything raises,
+outside the handling of one request's own failure, no new request starts; the requests in flight are let
+finish and reported, and then the first error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from birthday_pipeline.claims import ClaimedRow
+from birthday_pipeline.occasions import occasion_named
+from birthday_pipeline.pacing import SendPacer, sleep_until
+from birthday_pipeline.redaction import redact_urls
+from birthday_pipeline.settings import Settings
+from birthday_pipeline.webhooks import is_retryable, is_success, request_body, request_headers, retry_after_delay
+
+TOO_MANY_REQUESTS = 429
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """What the endpoint answered: the status and its ``Retry-After`` header, if any."""
+
+    status: int
+    retry_after: str | None = None
+
+
+# Sends one request (body, headers) and returns the reply; raises on transport failures.
+Post = Callable[[bytes, dict[str, str]], Awaitable[Reply]]
+OpenClient = Callable[[], AbstractAsyncContextManager[Post]]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Slots: the recorder holds one per outcome until its next flush.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Attempt:
+    row: ClaimedRow
+    started_at: datetime
+    finished_at: datetime
+    http_status: int | None
+    error: str | None
+    retryable: bool
+    latency_ms: float
+    retry_at: datetime | None  # when a retryable failure may be tried again
+
+
+class _Stopped(Exception):
+    """This worker is not to start another request: another one failed."""
+
+
+async def send_all(
+    rows: list[ClaimedRow],
+    open_client: OpenClient,
+    settings: Settings,
+    secret: str | None,
+    clock: Clock,
+    pacer: SendPacer | None,
+    on_attempt: Callable[[Attempt], None],
+    check: Callable[[], None],
+) -> None:
+    """POST ``rows`` in order; every outcome goes to ``on_attempt``; raise the first error after the rest settle."""
+    # A fixed pool of max_in_flight workers pulls rows in order: memory follows the pool, not the batch, where
+    # one waiting coroutine per row would hold a frame for every row of a large batch at once.
+    pending = iter(rows)
+    errors: list[Exception] = []
+
+    def may_start() -> None:
+        if errors:
+            raise _Stopped
+        check()
+
+    async def worker(post: Post) -> None:
+        for row in pending:
+            try:
+                on_attempt(await _send_one(row, post, secret, settings, clock, pacer, may_start))
+            except _Stopped:
+                return
+            except Exception as error:  # noqa: BLE001 - kept, and raised once the requests in flight settle
+                errors.append(error)
+                return
+
+    async with open_client() as post:
+        await asyncio.gather(*(worker(post) for _ in range(min(settings.max_in_flight, len(rows)))))
+    if errors:
+        raise errors[0]
+
+
+async def _send_one(
+    row: ClaimedRow,
+    post: Post,
+    secret: str | None,
+    settings: Settings,
+    clock: Clock,
+    pacer: SendPacer | None,
+    may_start: Callable[[], None],
+) -> Attempt:
+    await sleep_until(row.send_at, clock)
+    if pacer is not None:
+        await pacer.wait_turn(may_start)
+    may_start()
+    started_at = clock()
+    body = request_body(row.id, row.user_id, row.first_name, row.last_name, row.occasion, row.occasion_date,
+                        occasion_named(row.occasion).message)
+    headers = request_headers(str(row.webhook_id), int(started_at.timestamp()), body, secret)
+    started = time.perf_counter()
+    try:
+        reply = await post(body, headers)
+    except (TimeoutError, OSError, aiohttp.ClientError) as error:
+        finished_at = clock()
+        message = redact_urls(f"{type(error).__name__}: {error}".strip(": "))
+        latency_ms = (time.perf_counter() - started) * 1000
+        return Attempt(row, started_at, finished_at, None, message, True, latency_ms, finished_at)
+    finished_at = clock()
+    latency_ms = (time.perf_counter() - started) * 1000
+    if is_success(reply.status):
+        return Attempt(row, started_at, finished_at, reply.status, None, False, latency_ms, None)
+    retryable = is_retryable(reply.status)
+    retry_at = retry_at_after(reply, finished_at, settings) if retryable else None
+    return Attempt(row, started_at, finished_at, reply.status, f"HTTP {reply.status}", retryable, latency_ms,
+                   retry_at)
+
+
+def retry_at_after(reply: Reply, finished_at: datetime, settings: Settings) -> datetime:
+    """When a retryable failure may be tried again: at once, unless the endpoint asked for a pause.
+
+    A 429 or a ``Retry-After`` header is honoured, but never shorter than ``birthday_retry_after_floor_seconds``
+    (an endpoint that says "retry now" is not hammered) nor longer than the late window (after it the row
+    expires anyway). An unreadable header counts as none.
+    """
+    late_window = timedelta(hours=settings.max_lateness_hours)
+    asked_for = retry_after_delay(reply.retry_after, finished_at, longest=late_window)
+    if reply.status != TOO_MANY_REQUESTS and asked_for is None:
+        return finished_at
+    return finished_at + max(timedelta(seconds=settings.retry_after_floor_seconds), asked_for or timedelta(0))
