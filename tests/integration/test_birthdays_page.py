@@ -145,8 +145,9 @@ def outsider_token(api_server) -> str:
     return login(api_server, OUTSIDER, PASSWORD)
 
 
-def day_query(demo: DemoDay) -> str:
-    return urllib.parse.urlencode({"day": demo.day.isoformat(), "tz": demo.zone})
+def day_query(day: date, zone: str) -> str:
+    """The query string of ``/api/day``, encoded (the ``+`` of ``Etc/GMT+7`` would otherwise read as a space)."""
+    return urllib.parse.urlencode({"day": day.isoformat(), "tz": zone})
 
 
 def database_rows(conn: Any, day: date) -> dict[str, Any]:
@@ -216,7 +217,7 @@ def test_the_api_is_documented_and_the_page_is_linked_into_the_ui_nav(api_server
 def test_the_day_api_shows_counts_lateness_per_hour_and_the_problems_with_their_task_logs(
         demo_day, api_server, token) -> None:
     demo, conn, _ = demo_day
-    status, report = get(f"{api_server}/birthdays/api/day?{day_query(demo)}", token)
+    status, report = get(f"{api_server}/birthdays/api/day?{day_query(demo.day, demo.zone)}", token)
     assert status == 200
     assert (report["day"], report["timezone"], len(report["hours"])) == (demo.day.isoformat(), demo.zone, 24)
     expected = database_rows(conn, demo.day)
@@ -252,9 +253,9 @@ def test_a_day_in_another_zone_holds_the_instants_of_that_local_day(demo_day, ap
     local_day = demo.instant.astimezone(ZoneInfo(zone)).date()
     assert local_day != demo.day
     sent = database_rows(conn, demo.day)["sent"]
-    status, report = get(f"{api_server}/birthdays/api/day?day={local_day}&tz={zone}", token)
+    status, report = get(f"{api_server}/birthdays/api/day?{day_query(local_day, zone)}", token)
     assert status == 200 and sorted(point["id"] for point in report["lateness"]) == sent
-    _, report = get(f"{api_server}/birthdays/api/day?day={demo.day}&tz={zone}", token)
+    _, report = get(f"{api_server}/birthdays/api/day?{day_query(demo.day, zone)}", token)
     assert report["lateness"] == [] and report["sends_per_hour"] == []
     # A spring-forward day has 23 local hours; an unknown zone is refused.
     _, spring = get(f"{api_server}/birthdays/api/day?day=2026-03-29&tz=Europe/Berlin", token)
