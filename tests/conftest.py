@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,19 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if migrate.returncode != 0:
         raise pytest.UsageError(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+
+
+def insert_due_utc_users(db: Any, count: int) -> datetime:
+    """Users 1..``count`` in UTC, each with a notification due one second ago; the instant it was due."""
+    instant = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=0)
+    with db.cursor() as cursor:
+        cursor.execute("INSERT INTO users (id, first_name, last_name, birthday, timezone)"
+                       " SELECT id, 'F', 'L', %s, 'UTC' FROM generate_series(1, %s) AS id",
+                       (instant.date().replace(year=1990), count))
+        cursor.execute("INSERT INTO notifications (user_id, occasion_date, send_at) SELECT id, %s, %s FROM users",
+                       (instant.date(), instant))
+    db.commit()
+    return instant
 
 
 def insert_users(db: Any, users: Any) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.conftest import insert_due_utc_users
 from tests.faults.ledger import ledger_of, record_case
 from tests.webhook_receiver import ReceivedRequest, WebhookReceiver
 
@@ -27,19 +28,6 @@ SWEEP_LIMIT = 8  # sweep runs a case may need once its sender is gone
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def due_now(db, count: int) -> tuple[list[int], datetime]:
-    """``count`` UTC users with a notification due one second ago; their ids and the instant."""
-    instant = (now() - timedelta(seconds=1)).replace(microsecond=0)
-    with db.cursor() as cursor:
-        cursor.execute("INSERT INTO users (id, first_name, last_name, birthday, timezone)"
-                       " SELECT id, 'F', 'L', %s, 'UTC' FROM generate_series(1, %s) AS id",
-                       (instant.date().replace(year=1990), count))
-        cursor.execute("INSERT INTO notifications (user_id, occasion_date, send_at) SELECT id, %s, %s FROM users",
-                       (instant.date(), instant))
-    db.commit()
-    return list(range(1, count + 1)), instant
 
 
 def start_sender(database_url: str, webhook: WebhookReceiver, instant: datetime, rows: int,
@@ -88,7 +76,8 @@ LONG_RATE, LONG_LEASE_SECONDS = 40, 4
 def test_a_throttled_batch_three_leases_long_beside_the_sweep_sends_each_message_once(
         db, webhook, sweep_dag, app_database_url, settings, monkeypatch) -> None:
     rows = (3 * LONG_LEASE_SECONDS + 1) * LONG_RATE  # a second more than three leases
-    user_ids, instant = due_now(db, rows)
+    instant = insert_due_utc_users(db, rows)
+    user_ids = list(range(1, rows + 1))
     monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
     sender = start_sender(app_database_url, webhook, instant, rows, settings)
     started = time.monotonic()
@@ -119,7 +108,8 @@ KILL_ROWS, KILL_RATE, KILL_LEASE_SECONDS, KILL_AFTER_SECONDS = 2000, 50, 3, 10
                                        "lease_seconds": str(KILL_LEASE_SECONDS)}], indirect=True)
 def test_a_send_task_killed_mid_batch_resends_at_most_what_was_in_flight_and_its_last_second(
         db, webhook, sweep_dag, app_database_url, settings, monkeypatch) -> None:
-    user_ids, instant = due_now(db, KILL_ROWS)
+    instant = insert_due_utc_users(db, KILL_ROWS)
+    user_ids = list(range(1, KILL_ROWS + 1))
     monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
     sender = start_sender(app_database_url, webhook, instant, KILL_ROWS, settings)
     started = time.monotonic()

@@ -10,13 +10,14 @@ is due again, as the sweep would.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from birthday_pipeline.delivery import deliver_batch
 from birthday_pipeline.planning import ReleaseBatch
 from birthday_pipeline.settings import Settings
+from tests.conftest import insert_due_utc_users
 from tests.integration.test_delivery import sender_for
 from tests.webhook_receiver import Answer
 
@@ -50,15 +51,10 @@ ANSWERS = st.builds(
 @hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(answers=st.lists(ANSWERS, min_size=1, max_size=2 * ROWS))
 def test_every_answer_is_recorded_and_every_2xx_delivered_once(db, receiver, app_database_url, answers) -> None:
-    instant = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=0)
     with db.cursor() as cursor:
         cursor.execute("TRUNCATE users, notifications RESTART IDENTITY CASCADE")
-        cursor.execute("INSERT INTO users (id, first_name, last_name, birthday, timezone)"
-                       " SELECT id, 'F', 'L', %s, 'UTC' FROM generate_series(1, %s) AS id",
-                       (instant.date().replace(year=1990), ROWS))
-        cursor.execute("INSERT INTO notifications (user_id, occasion_date, send_at) SELECT id, %s, %s FROM users",
-                       (instant.date(), instant))
     db.commit()
+    instant = insert_due_utc_users(db, ROWS)
     receiver.clear()
     served = iter(answers)
     receiver.answer_with(lambda request: next(served, Answer(200)))

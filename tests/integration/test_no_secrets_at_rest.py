@@ -9,25 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from birthday_pipeline import runtime
 from birthday_pipeline.delivery import RetryableDeliveryError
 from birthday_pipeline.planning import ReleaseBatch
-
-
-def due_rows(db, count: int) -> datetime:
-    instant = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=0)
-    with db.cursor() as cursor:
-        cursor.execute("INSERT INTO users (id, first_name, last_name, birthday, timezone)"
-                       " SELECT id, 'F', 'L', %s, 'UTC' FROM generate_series(1, %s) AS id",
-                       (instant.date().replace(year=1990), count))
-        cursor.execute("INSERT INTO notifications (user_id, occasion_date, send_at) SELECT id, %s, %s FROM users",
-                       (instant.date(), instant))
-    db.commit()
-    return instant
+from tests.conftest import insert_due_utc_users
 
 
 def webhook_connection(monkeypatch, host: str, password: str | None = None) -> None:
@@ -40,7 +29,7 @@ def test_a_secret_that_is_not_a_whsec_key_fails_the_task_before_anything_is_clai
     from airflow.dag_processing.dagbag import DagBag
 
     secret = "whsec_this is not base64!"
-    instant = due_rows(db, 3)
+    instant = insert_due_utc_users(db, 3)
     monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
     webhook_connection(monkeypatch, receiver.url, secret)
     hourly = DagBag().get_dag("birthday_notifications")
@@ -62,7 +51,7 @@ def test_a_secret_that_is_not_a_whsec_key_fails_the_task_before_anything_is_clai
 def test_pacing_keys_the_endpoint_by_its_hash_and_errors_carry_no_credentials(
         db, receiver, app_database_url, monkeypatch, caplog) -> None:
     """An endpoint whose URL holds a password and a token, paced, and failing with an error that quotes it."""
-    instant = due_rows(db, 4)
+    instant = insert_due_utc_users(db, 4)
     monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
     monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_MAX_REQUESTS_PER_SECOND", "100")
     # aiohttp refuses the scheme, quoting the whole URL in its error.
