@@ -386,8 +386,9 @@ def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[
     missing = [m.name for m in migrations if m.name not in recorded]
     if missing:
         at = max((version_of(name) for name in recorded), default="no migration")
-        problems.append(f"birthday_db is at {at}, this code needs {needed} (not applied: {', '.join(missing)}): "
-                        "trigger birthday_migrate")
+        # A migration numbered below the newest applied one (added on a branch, say) leaves a gap, not a lag.
+        where = f"is at {at}, this code needs {needed}" if at != needed else f"is at {at} but lacks older ones"
+        problems.append(f"birthday_db {where} (not applied: {', '.join(missing)}): trigger birthday_migrate")
     changed = [m.name for m in migrations if recorded.get(m.name) not in (None, m.checksum)]
     if changed:
         problems.append(f"birthday_db applied {', '.join(changed)} from a file other than the one this code ships: "

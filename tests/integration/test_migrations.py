@@ -94,6 +94,11 @@ def test_the_schema_check_names_the_version_and_what_is_missing(conn) -> None:
         "names them (docs/deploy.md)",
         'in the users relation accounts (Variable birthday_users_relation), birthday is timestamp without time '
         "zone, not date; id is text, not an integer: cast it in the view (docs/deploy.md)"]
+    # A migration numbered below the newest one applied, as a branch merged late adds it: a gap, not a lag.
+    query(conn, "DELETE FROM birthday_schema_migrations WHERE name = %s", (SHIPPED[1],))
+    assert schema_problems(conn, RELATION, ["hired_on"]) == [
+        f"birthday_db is at {SHIPPED[-1][:4]} but lacks older ones (not applied: {SHIPPED[1]}): "
+        "trigger birthday_migrate"]
 
 
 def test_two_runners_at_once_apply_each_migration_once(fresh_url: str) -> None:
