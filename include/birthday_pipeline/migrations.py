@@ -33,13 +33,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.resources.abc import Traversable
 from typing import Any
 
 from birthday_pipeline.database import dict_cursor
 from birthday_pipeline.settings import Relation
-from birthday_pipeline.statements import SQL_DIR, load_sql
+from birthday_pipeline.statements import SQL_DIR, compose, load_sql
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def apply_migrations(conn: Any, directory: Traversable = MIGRATIONS_DIR) -> list
                     _run_in_transaction(cursor, migration)
                 ran.append(migration.name)
                 log.info("Applied migration %s in %.2f s", migration.name, time.monotonic() - started)
-            recorded[migration.name] = Recorded(migration.name, migration.checksum, skipped, datetime.now())
+            recorded[migration.name] = Recorded(migration.name, migration.checksum, skipped, datetime.now(UTC))
     return ran
 
 
@@ -285,7 +285,7 @@ def _skip_reason(cursor: Any, migration: Migration, recorded: dict[str, Recorded
 def _run_in_transaction(cursor: Any, migration: Migration) -> None:
     try:
         with _transaction(cursor):
-            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            cursor.execute(load_sql("schema/set_lock_timeout"), {"lock_timeout": LOCK_TIMEOUT})
             cursor.execute(migration.sql)
             _record(cursor, migration, None)
     except Exception as error:
@@ -303,7 +303,8 @@ def _run_outside_transaction(cursor: Any, migration: Migration) -> None:
     index = match["name"] if match else None
     if index is not None and _index_valid(cursor, index) is False:
         log.warning("Index %s is INVALID (an earlier concurrent build failed); dropping it to build it again", index)
-        cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {index}")  # the name comes from our own file
+        name = tuple(part.strip('"') for part in index.split("."))
+        cursor.execute(compose(cursor.connection, "schema/drop_index", index=[name]))
     cursor.execute(migration.sql)
     if index is not None and not _index_valid(cursor, index):
         raise MigrationError(f"migration {migration.name} left index {index} missing or INVALID; run it again")

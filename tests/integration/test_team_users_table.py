@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg2
+from psycopg2 import sql
 import pytest
 
 from birthday_pipeline.migrations import apply_migrations, shipped_migrations
@@ -117,7 +118,7 @@ def team_database(monkeypatch: pytest.MonkeyPatch, webhook) -> Iterator[dict[str
     url = fresh_database(server, "team_app")
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cursor:
         for role in ("birthday_app", "birthday_migrator"):  # roles outlive the databases of earlier runs
-            cursor.execute(f"DROP ROLE IF EXISTS {role}")
+            cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
         cursor.execute(APPLICATION)
         cursor.execute(docs_block("team-database"))
         conn.commit()
