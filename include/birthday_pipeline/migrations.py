@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib.resources.abc import Traversable
 from typing import Any
 
@@ -169,17 +169,16 @@ def apply_migrations(conn: Any, directory: Traversable = MIGRATIONS_DIR) -> list
                 continue
             skipped = _skip_reason(cursor, migration, recorded)
             if skipped is not None:
-                _record(cursor, migration, skipped)
+                recorded[migration.name] = _record(cursor, migration, skipped)
                 log.info("Skipped migration %s: %s", migration.name, skipped)
             else:
                 started = time.monotonic()
                 if migration.no_transaction:
-                    _run_outside_transaction(cursor, migration)
+                    recorded[migration.name] = _run_outside_transaction(cursor, migration)
                 else:
-                    _run_in_transaction(cursor, migration)
+                    recorded[migration.name] = _run_in_transaction(cursor, migration)
                 ran.append(migration.name)
                 log.info("Applied migration %s in %.2f s", migration.name, time.monotonic() - started)
-            recorded[migration.name] = Recorded(migration.name, migration.checksum, skipped, datetime.now(UTC))
     return ran
 
 
@@ -249,7 +248,11 @@ def _prepare_table(cursor: Any, migrations: list[Migration]) -> None:
 
 def _recorded(cursor: Any, *, legacy: bool) -> list[Recorded]:
     cursor.execute(load_sql("schema/legacy_applied" if legacy else "schema/applied"))
-    return [Recorded(row["name"], row["checksum"], row["skipped"], row["applied_at"]) for row in cursor.fetchall()]
+    return [_as_recorded(row) for row in cursor.fetchall()]
+
+
+def _as_recorded(row: dict[str, Any]) -> Recorded:
+    return Recorded(row["name"], row["checksum"], row["skipped"], row["applied_at"])
 
 
 def _changed(recorded: dict[str, Recorded], migrations: list[Migration]) -> list[str]:
@@ -282,12 +285,12 @@ def _skip_reason(cursor: Any, migration: Migration, recorded: dict[str, Recorded
     return None
 
 
-def _run_in_transaction(cursor: Any, migration: Migration) -> None:
+def _run_in_transaction(cursor: Any, migration: Migration) -> Recorded:
     try:
         with _transaction(cursor):
             cursor.execute(load_sql("schema/set_lock_timeout"), {"lock_timeout": LOCK_TIMEOUT})
             cursor.execute(migration.sql)
-            _record(cursor, migration, None)
+            return _record(cursor, migration, None)
     except Exception as error:
         if _sqlstate(error) == _LOCK_NOT_AVAILABLE:
             raise MigrationError(
@@ -297,7 +300,7 @@ def _run_in_transaction(cursor: Any, migration: Migration) -> None:
         raise
 
 
-def _run_outside_transaction(cursor: Any, migration: Migration) -> None:
+def _run_outside_transaction(cursor: Any, migration: Migration) -> Recorded:
     """Run a no-transaction migration; an index it builds concurrently must end valid, whatever came before."""
     match = _CONCURRENT_INDEX.search(migration.sql)
     index = match["name"] if match else None
@@ -308,7 +311,7 @@ def _run_outside_transaction(cursor: Any, migration: Migration) -> None:
     cursor.execute(migration.sql)
     if index is not None and not _index_valid(cursor, index):
         raise MigrationError(f"migration {migration.name} left index {index} missing or INVALID; run it again")
-    _record(cursor, migration, None)
+    return _record(cursor, migration, None)
 
 
 def _index_valid(cursor: Any, index: str) -> bool | None:
@@ -317,9 +320,10 @@ def _index_valid(cursor: Any, index: str) -> bool | None:
     return None if row is None else bool(row["valid"])
 
 
-def _record(cursor: Any, migration: Migration, skipped: str | None) -> None:
+def _record(cursor: Any, migration: Migration, skipped: str | None) -> Recorded:
     cursor.execute(load_sql("schema/record"),
                    {"name": migration.name, "checksum": migration.checksum, "skipped": skipped})
+    return _as_recorded(cursor.fetchone())
 
 
 def _exists(cursor: Any, relation: str) -> bool:
