@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -43,12 +44,18 @@ def make_app(secret: str | None, out: TextIO) -> web.Application:
             return web.json_response({"ok": True, "duplicate": True})
         seen.add(webhook_id)
         message = json.loads(body).get("message", "") if body else ""
-        print(f"{arrived} #{len(seen)} {webhook_id}: {message}", file=out, flush=True)
+        print(f"{arrived} #{len(seen)} {webhook_id}: {printable(str(message))}", file=out, flush=True)
         return web.json_response({"ok": True})
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", receive)
     return app
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: control and format characters (ESC sequences, BEL, U+202E, ...) as escapes."""
+    return "".join(character.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(character) in ("Cc", "Cf") else character for character in text)
 
 
 def _refuse(out: TextIO, webhook_id: str, reason: str) -> web.Response:

@@ -20,7 +20,7 @@ from typing import Any
 
 from birthday_pipeline.database import dict_cursor, is_psycopg3
 from birthday_pipeline.occasions import date_columns, occasion_named, occasion_names, source_dates
-from birthday_pipeline.planning import INVALID, SCHEDULED, ReleaseBatch, User, plan_occasion
+from birthday_pipeline.planning import INVALID, SCHEDULED, ReleaseBatch, User, not_unique_reason, plan_occasion
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.statements import compose, load_sql
 
@@ -57,6 +57,7 @@ class ClaimedRow:
     last_name: str
     timezone: str | None
     dates: tuple[date | None, ...]  # every occasion's date of the user, in ``occasions.date_columns()`` order
+    user_versions: int  # how many differing rows the users relation has for the user's id (1 when unique)
 
     @classmethod
     def from_claim(cls, row: dict[str, Any]) -> ClaimedRow:
@@ -68,7 +69,7 @@ class ClaimedRow:
         return cls(row["id"], row["user_id"], occasion_named(row["occasion"]).name, row["occasion_date"],
                    row["send_at"], row["webhook_id"], row["attempts"], row["first_name"], row["last_name"],
                    None if timezone is None else sys.intern(timezone),
-                   tuple(row[column] for column in date_columns()))
+                   tuple(row[column] for column in date_columns()), row["user_versions"])
 
     def user(self) -> User:
         dates = source_dates(self.dates)
@@ -114,6 +115,7 @@ def claim_rows(conn: Any, statement_name: str, parameters: dict[str, Any], setti
     lease_opened_at = time.monotonic()
     open_lease(conn, token, settings.lease_seconds, task)
     statement = compose(conn, statement_name, date_columns=[("u", column) for column in date_columns()],
+                        version_dates=[("v", column) for column in date_columns()],
                         users=[settings.users_relation.parts])
     with dict_cursor(conn) as cursor:
         rows = [ClaimedRow.from_claim(row)
@@ -170,6 +172,9 @@ def recheck(claimed: list[ClaimedRow], settings: Settings) -> tuple[list[Claimed
     for row in claimed:
         occasion = occasion_named(row.occasion)
         user = row.user()
+        if row.user_versions > 1:
+            to_release.append(Release(row.id, row.occasion_date, None, INVALID, not_unique_reason(row.user_versions)))
+            continue
         if user.date_for(occasion) is None:
             to_release.append(Release(row.id, row.occasion_date, row.send_at, CANCELLED,
                                       f"{occasion.date_column} removed after planning"))

@@ -22,8 +22,10 @@ import psycopg2.extras
 try:
     import psycopg
     from psycopg.rows import dict_row
+    from psycopg.types.datetime import DateLoader
 except ImportError:  # a postgres provider before 7.0 without its psycopg extra
     psycopg = None
+    DateLoader = object
 
 # The errors of a connection whose server went away, under either driver. Both drivers class a transaction
 # rolled back by the server (deadlock, serialization) as operational too: doing the work again on a new
@@ -51,10 +53,41 @@ def _first_line(error: BaseException) -> str:
 
 
 def dict_cursor(conn: Any) -> Any:
-    """A cursor of ``conn`` that returns each row as a dict keyed by column name."""
+    """A cursor of ``conn`` that returns each row as a dict keyed by column name.
+
+    A ``date`` no calendar date can stand for (``infinity``, before year 1, after 9999: PostgreSQL holds them,
+    Python does not) is read as None, as if the date were missing, so that one odd row of a team's users
+    relation never fails the fetch of every other row.
+    """
     if is_psycopg3(conn):
-        return conn.cursor(row_factory=dict_row)
-    return conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+        cursor = conn.cursor(row_factory=dict_row)
+        cursor.adapters.register_loader("date", _DateOrNone)
+        return cursor
+    cursor = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+    psycopg2.extensions.register_type(_DATE_OR_NONE, cursor)
+    return cursor
+
+
+def _date_or_none(value: str | None, cursor: Any) -> Any:
+    if value is None or value.endswith("infinity"):
+        return None
+    try:
+        return psycopg2.extensions.DATE(value, cursor)
+    except ValueError:
+        return None
+
+
+_DATE_OR_NONE = psycopg2.extensions.new_type(psycopg2.extensions.DATE.values, "DATE_OR_NONE", _date_or_none)
+
+
+class _DateOrNone(DateLoader):  # type: ignore[misc, valid-type]
+    """psycopg 3's date loader, with None for a date Python cannot hold."""
+
+    def load(self, data: Any) -> Any:
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return None
 
 
 class ReopeningConnection:

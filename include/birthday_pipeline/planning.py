@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from birthday_pipeline.blanks import blank_characters, strip_blanks
 from birthday_pipeline.database import dict_cursor
-from birthday_pipeline.occasions import BIRTHDAY, OCCASIONS, Occasion, occasion_names
+from birthday_pipeline.occasions import BIRTHDAY, OCCASIONS, Occasion, date_columns, occasion_names
 from birthday_pipeline.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.statements import compose, load_sql
@@ -80,11 +80,13 @@ def window_slots(window: Window, settings: Settings, occasion: Occasion = BIRTHD
 
 @dataclasses.dataclass(frozen=True)
 class User:
+    """One row of the users relation as the rules read it. A NULL name is an empty one."""
+
     id: int
-    birthday: date
+    birthday: date | None
     timezone: str | None
-    first_name: str = "First"
-    last_name: str = "Last"
+    first_name: str | None = "First"
+    last_name: str | None = "Last"
     # The dates of the other occasions, by ``users`` column (``hired_on``, ...); a missing one is NULL.
     other_dates: Mapping[str, date | None] = dataclasses.field(default_factory=dict, hash=False)
 
@@ -97,6 +99,10 @@ class User:
 
 # The longest first or last name a message is sent with: longer text is a data error, not a name.
 MAX_NAME_LENGTH = 256
+# The most characters of an unknown zone's text a reason repeats: the reason is stored, listed and logged.
+MAX_ZONE_SHOWN = 64
+# The first date a calendar (and Python) has: PostgreSQL also holds dates before it, BC.
+FIRST_DATE = date.min
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,25 +142,42 @@ def plan_occasion(
 
 
 def invalid_reason(user: User, occasion_date: date, occasion: Occasion = BIRTHDAY) -> str | None:
-    """Why ``user`` cannot be sent a message for ``occasion`` on ``occasion_date``, or None when they can."""
+    """Why ``user`` cannot be sent a message for ``occasion`` on ``occasion_date``, or None when they can.
+
+    Each reason names the column at fault. A date before year 1 never reaches Python (``database`` reads it as
+    NULL); upsert_notifications.sql names it as the reason ``before_first_date_reason`` gives.
+    """
     if user.timezone is not None and user.timezone not in zone_names():
         return unknown_zone_reason(user.timezone)
-    if not strip_blanks(user.first_name + user.last_name):
+    first_name, last_name = user.first_name or "", user.last_name or ""
+    if not strip_blanks(first_name + last_name):
         return "user has no name"
-    if max(len(user.first_name), len(user.last_name)) > MAX_NAME_LENGTH:
-        return f"name longer than {MAX_NAME_LENGTH} characters"
+    for column, value in (("first_name", first_name), ("last_name", last_name)):
+        if len(value) > MAX_NAME_LENGTH:
+            return f"{column} longer than {MAX_NAME_LENGTH} characters"
     source = user.date_for(occasion)
     if source is not None and source >= occasion_date:
         return f"{occasion.date_column} is not in the past"
     return None
 
 
+def not_unique_reason(versions: int) -> str:
+    """The reason for a user whose id has ``versions`` rows that differ in the columns the pipeline reads."""
+    return f"id is not unique: the users relation has {versions} different rows for it"
+
+
+def before_first_date_reason(occasion: Occasion) -> str:
+    return f"{occasion.date_column} is before year 1"
+
+
 def unknown_zone_reason(name: str) -> str:
-    """The reason for a zone name the tz database does not know, naming the zone it most likely meant."""
+    """The reason for a zone name the tz database does not know (at most ``MAX_ZONE_SHOWN`` characters of it
+    repeated), naming the zone it most likely meant."""
     trimmed = strip_blanks(name)
     # Zone names are ASCII; folding only ASCII keeps Python and PostgreSQL's lower() in agreement.
     meant = _zones_by_folded_name().get(trimmed.lower()) if trimmed.isascii() else None
-    return f'unknown time zone "{name}"' + (f'; did you mean "{meant}"?' if meant else "")
+    shown = name[:MAX_ZONE_SHOWN] + ("…" if len(name) > MAX_ZONE_SHOWN else "")
+    return f'unknown time zone "{shown}"' + (f'; did you mean "{meant}"?' if meant else "")
 
 
 @functools.cache
@@ -202,6 +225,9 @@ class Upserted:
     inserted: int
     replanned_ids: list[int]
     by_occasion: dict[str, dict[str, int]]
+    # Rows of the users relation with an occasion due in the window but no id (counted once per occasion):
+    # no notification can name them, so they are skipped.
+    without_id: int = 0
 
     @property
     def count(self) -> int:
@@ -233,25 +259,32 @@ def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
 
 def upsert_window(conn: Any, window: Window, settings: Settings) -> Upserted:
     """Upsert the rows of every user with an occasion due in ``window`` (uncommitted); what changed."""
-    inserted, replanned_ids, by_occasion = 0, [], {}
+    inserted, replanned_ids, by_occasion, without_id = 0, [], {}, 0
     with dict_cursor(conn) as cursor:
         for occasion in OCCASIONS.values():
-            cursor.execute(
-                compose(conn, "plan/upsert_notifications", source_date=[("u", occasion.date_column)],
-                        users=[settings.users_relation.parts]),
-                _upsert_parameters(window_slots(window, settings, occasion), settings, occasion),
-            )
+            cursor.execute(upsert_statement(conn, settings, occasion),
+                           _upsert_parameters(window_slots(window, settings, occasion), settings, occasion))
             row = cursor.fetchone()
             inserted += row["inserted"]
             replanned_ids.extend(row["replanned_ids"])
             by_occasion[occasion.name] = {status: row[status] for status in (SCHEDULED, INVALID) if row[status]}
-    return Upserted(inserted, replanned_ids, by_occasion)
+            without_id += row["without_id"]
+    return Upserted(inserted, replanned_ids, by_occasion, without_id)
+
+
+def upsert_statement(conn: Any, settings: Settings, occasion: Occasion) -> str:
+    """plan/upsert_notifications.sql for ``occasion``, composed for the users relation of ``settings``."""
+    return compose(conn, "plan/upsert_notifications", source_date=[("u", occasion.date_column)],
+                   version_dates=[("v", column) for column in date_columns()], users=[settings.users_relation.parts])
 
 
 def _upsert_parameters(slots: list[Slot], settings: Settings, occasion: Occasion) -> dict[str, Any]:
     return {
         "occasion": occasion.name,
         "not_in_past_reason": f"{occasion.date_column} is not in the past",
+        "before_first_date_reason": before_first_date_reason(occasion),
+        "first_date": FIRST_DATE,
+        "max_zone_shown": MAX_ZONE_SHOWN,
         "default_zone": settings.default_timezone,
         "known_zones": sorted(zone_names()),
         "folded_zones": [name.lower() for name in sorted(zone_names())],

@@ -15,7 +15,16 @@ from zoneinfo import ZoneInfo
 
 from birthday_pipeline.database import dict_cursor
 from birthday_pipeline.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
-from birthday_pipeline.planning import PlannedNotification, User, Window, plan_occasion, planning_zone
+from birthday_pipeline.planning import (
+    INVALID,
+    MAX_ZONE_SHOWN,
+    PlannedNotification,
+    User,
+    Window,
+    not_unique_reason,
+    plan_occasion,
+    planning_zone,
+)
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.statements import compose, load_sql
 from birthday_pipeline.timezones import load_zone
@@ -191,6 +200,7 @@ def user_report(conn: Any, user_id: int, settings: Settings, now: datetime, ui_r
     """The user's next planned send per occasion (UTC and local) and past notifications; None if no such user."""
     with dict_cursor(conn) as cursor:
         cursor.execute(compose(conn, "report/user", date_columns=[("u", column) for column in date_columns()],
+                               version_dates=[("v", column) for column in date_columns()],
                                users=[settings.users_relation.parts]),
                        {"user_id": user_id})
         found = cursor.fetchone()
@@ -211,6 +221,9 @@ def user_report(conn: Any, user_id: int, settings: Settings, now: datetime, ui_r
         nxt = next_send(user, occasion, settings, now)
         if nxt is None:
             continue
+        if found["user_versions"] > 1:
+            nxt = dataclasses.replace(nxt, send_at=None, status=INVALID,
+                                      reason=not_unique_reason(found["user_versions"]))
         planned_row = by_key.get((occasion.name, nxt.occasion_date))
         zone = planning_zone(user.timezone, settings)
         upcoming.append({
@@ -227,7 +240,8 @@ def user_report(conn: Any, user_id: int, settings: Settings, now: datetime, ui_r
          "task_log": _attempt_log_path(row, ui_root)}
         for row in rows
     ]
-    return {"user_id": user.id, "timezone": user.timezone, "next": upcoming, "notifications": past}
+    shown_zone = user.timezone if user.timezone is None else user.timezone[:MAX_ZONE_SHOWN]
+    return {"user_id": user.id, "timezone": shown_zone, "next": upcoming, "notifications": past}
 
 
 def next_send(user: User, occasion: Occasion, settings: Settings, now: datetime) -> PlannedNotification | None:

@@ -142,6 +142,9 @@ def sweep(db_conn_id: str, now: datetime) -> list[dict[str, Any]]:
 
 
 def _log_replanned(upserted: Upserted) -> None:
+    if upserted.without_id:
+        log.warning("Skipped %d rows of the users relation that have no id (NULL): no notification can name them; "
+                    "give every user an id (docs/deploy.md)", upserted.without_id)
     if upserted.replanned_ids:
         log.info("Re-planned %d notifications not yet sent to a new date, instant or status (a rule or the user "
                  "changed since they were planned): ids %s", len(upserted.replanned_ids),

@@ -23,15 +23,24 @@ class InvalidSecretError(ValueError):
     """A signing secret that is not ``whsec_`` followed by a base64 key (the message never shows the secret)."""
 
 
+# What a name loses on its way into a message: the C0 and C1 controls (BEL, ESC and the terminal sequences it
+# starts, ...) and the bidirectional embeddings, overrides and isolates (U+202E turns the rest of a line
+# around). Joiners and marks stay: scripts and emoji sequences need them.
+_STRIPPED_FROM_NAMES = dict.fromkeys(
+    [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+
+
+def message_name(first_name: str, last_name: str) -> str:
+    """The name a message greets: first and last name without control characters, blanks
+    (``birthday_pipeline.blanks``) trimmed, joined by a space."""
+    parts = (strip_blanks(part.translate(_STRIPPED_FROM_NAMES)) for part in (first_name, last_name))
+    return " ".join(part for part in parts if part)
+
+
 def render_message(template: str, first_name: str, last_name: str) -> str:
-    """``template`` with ``{name}`` replaced by the first and last name, blanks (``birthday_pipeline.blanks``)
-    trimmed."""
-    name = " ".join(part for part in map(strip_blanks, (first_name, last_name)) if part)
-    return template.replace("{name}", name)
-
-
-def birthday_message(first_name: str, last_name: str) -> str:
-    return render_message(BIRTHDAY_MESSAGE, first_name, last_name)
+    """``template`` with ``{name}`` replaced by ``message_name``."""
+    return template.replace("{name}", message_name(first_name, last_name))
 
 
 def request_body(

@@ -64,7 +64,7 @@ def test_a_sweep_plans_and_sends_the_good_rows_and_explains_the_bad_ones(db, web
         5: ("sent", None),
         6: ("sent", None),
         7: ("invalid", "user has no name"),
-        8: ("invalid", f"name longer than {MAX_NAME_LENGTH} characters"),
+        8: ("invalid", f"first_name longer than {MAX_NAME_LENGTH} characters"),
         9: ("sent", None),
         10: ("sent", None),
         11: ("invalid", "birthday is not in the past"),

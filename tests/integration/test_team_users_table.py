@@ -26,10 +26,9 @@ import pytest
 
 from birthday_pipeline.migrations import apply_migrations, shipped_migrations
 from birthday_pipeline.occasions import BIRTHDAY
-from birthday_pipeline.planning import Window, _upsert_parameters, window_slots
+from birthday_pipeline.planning import Window, _upsert_parameters, upsert_statement, window_slots
 from birthday_pipeline.rules import local_instant
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import compose
 from birthday_pipeline.timezones import load_zone
 from tests.real_services import get, login, plugin_api_server
 from tools.local_postgres import airflow_connection, database_url, fresh_database
@@ -256,8 +255,7 @@ def test_planning_reads_the_teams_table_through_its_index(team_database) -> None
     with closing(psycopg2.connect(as_role(url, "birthday_app"))) as conn:
         settings = Settings.from_variables({"birthday_users_relation": "birthday.team_users"}.get)
         window = Window(datetime(2026, 12, 15, 9, tzinfo=UTC), datetime(2026, 12, 15, 10, tzinfo=UTC))
-        statement = compose(conn, "plan/upsert_notifications", source_date=[("u", BIRTHDAY.date_column)],
-                            users=[settings.users_relation.parts])
+        statement = upsert_statement(conn, settings, BIRTHDAY)
         with conn.cursor() as cursor:
             # Too few rows here for the planner to prefer an index on its own: forbid the scan of the whole table,
             # so the plan shows whether the index on employees matches the expression through the view at all.

@@ -1,6 +1,18 @@
--- The fields of one user the next planned send depends on; the date_columns placeholder lists every
--- occasion's users column, composed from the occasion registry; users is the users relation
--- (birthday_users_relation), a composed identifier.
-SELECT u.id, u.first_name, u.last_name, u.timezone, {date_columns}
+-- The fields of one user the next planned send depends on, read as the planning and the claim read them (names as
+-- text, NULL as empty), and how many differing rows the relation has for the id (user_versions; more than one
+-- makes the user invalid). The date_columns and version_dates placeholders list every occasion's users column,
+-- composed from the occasion registry; users is the users relation (birthday_users_relation), a composed
+-- identifier.
+SELECT u.id, coalesce(u.first_name::text, '') AS first_name, coalesce(u.last_name::text, '') AS last_name,
+    u.timezone::text AS timezone, {date_columns},
+    (
+        SELECT count(*)
+        FROM (
+            SELECT DISTINCT v.first_name::text, v.last_name::text, v.timezone::text, {version_dates}
+            FROM {users} AS v
+            WHERE v.id = u.id
+        ) AS version
+    ) AS user_versions
 FROM {users} AS u
 WHERE u.id = %(user_id)s
+LIMIT 1

@@ -1,13 +1,13 @@
 -- The requested users and their notification of one occasion and date, if any, in the order requested;
 -- claim_live says whether the row is under a claim whose lease has not run out (database clock).
--- The users placeholder is the users relation (birthday_users_relation), a composed identifier.
-SELECT requested.user_id, u.id IS NOT NULL AS user_exists, n.id AS notification_id, n.status, n.send_at,
+-- The users placeholder is the users relation (birthday_users_relation), a composed identifier; a user id it
+-- repeats is still one requested user.
+SELECT requested.user_id, EXISTS (SELECT FROM {users} AS u WHERE u.id = requested.user_id) AS user_exists, n.id AS notification_id, n.status, n.send_at,
     n.sent_at, n.webhook_id, n.last_error,
     n.status = 'sending' AND EXISTS (
         SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()
     ) AS claim_live
 FROM unnest(%(user_ids)s::bigint[]) WITH ORDINALITY AS requested (user_id, position)
-LEFT JOIN {users} AS u ON u.id = requested.user_id
 LEFT JOIN notifications AS n
     ON n.user_id = requested.user_id AND n.occasion = %(occasion)s AND n.occasion_date = %(occasion_date)s
 ORDER BY requested.position
