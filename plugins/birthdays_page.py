@@ -1,22 +1,25 @@
 """The Birthdays page: delivery at a glance inside the Airflow UI, for those Airflow lets read the pipeline.
 
 An Airflow 3 plugin. It mounts a FastAPI app on the API server under ``/birthdays`` (the page, the JSON API
-it reads, documented at ``/birthdays/docs`` and ``/birthdays/openapi.json``, and Prometheus metrics at
-``/birthdays/metrics``) and links the page into the UI's navigation. The data is personal (who has a
-birthday when, in which zone), so every route requires what the configured auth manager decides is read
-access to the DAG ``birthday_notifications`` (``requires_access_dag``, as Airflow's own API does): without a
-login the API answers 401 and the page sends the visitor to Airflow's login; a logged-in user without that
-access gets 403, and the page says so. Links work under an ``[api] base_url`` with a path.
+it reads, described by ``/birthdays/openapi.json``, and Prometheus metrics at ``/birthdays/metrics``) and links
+the page into the UI's navigation. The data is personal (who has a birthday when, in which zone), so every
+route, the OpenAPI description included, requires what the configured auth manager decides is read access to
+the DAG ``birthday_notifications`` (``requires_access_dag``, as Airflow's own API does): without a login the
+API answers 401 and the page sends the visitor to Airflow's login; a logged-in user without that access gets
+403, and the page says so. There is no Swagger or ReDoc page: FastAPI's load their scripts from a CDN. Links
+work under an ``[api] base_url`` with a path.
 
-The figures come from ``birthday_pipeline.report`` over connection ``birthday_db``.
+The figures come from ``birthday_pipeline.report`` over connection ``birthday_db``, through a small pool of
+connections per API server process (``birthday_pipeline.connection_pool``), named ``birthdays_page`` in
+``pg_stat_activity``.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,8 @@ from urllib.parse import quote
 from airflow.api_fastapi.app import API_ROOT_PATH
 from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI, HTTPException, Path as PathParameter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,19 @@ BIRTHDAY_DB_CONN_ID = "birthday_db"
 DAG_ID = "birthday_notifications"
 URL_PREFIX = "/birthdays"
 PAGE = Path(__file__).with_name("birthdays_page.html")
+# Per API server process (each of its workers): the page's requests are short and few at once, and every
+# connection held is one the database's max_connections no longer has for the DAGs.
+POOL_SIZE = 4
+POOL_WAIT_SECONDS = 10.0
+APPLICATION_NAME = "birthdays_page"
+# users.id and notifications.user_id are bigint: an id outside it names no user (and would be bound as numeric,
+# which no index on the id serves).
+SMALLEST_ID, LARGEST_ID = -(2**63), 2**63 - 1
+# The days /api/day reports on: every day a notification can fall on, with room to spare. Near the ends of
+# Python's dates (years 1 and 9999) the UTC bounds of a local day (report.Day.of) do not exist.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2200, 12, 31)
+# The most of an unknown zone name a 422 repeats.
+ECHOED_ZONE_CHARACTERS = 64
 
 can_read_the_dag = requires_access_dag("GET", param_dag_id=DAG_ID)
 
@@ -44,14 +60,44 @@ app = FastAPI(
     version="1.1",
     description="Delivery of birthday-pipeline notifications: counts, lateness, problems and per-user history. "
                 f"Every route needs read access to the DAG `{DAG_ID}` as Airflow's auth manager decides it.",
+    # Served below behind the same authorization; FastAPI's Swagger and ReDoc pages load scripts from a CDN.
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
 )
 
 
-def _database() -> Iterator[Any]:
+def _open_connection() -> Any:
+    from birthday_pipeline.database import name_session
     from birthday_pipeline.runtime import open_database
 
-    with closing(open_database(BIRTHDAY_DB_CONN_ID)) as conn:
+    # A new hook for each new connection: a changed birthday_db connection is used from the next one opened.
+    conn = open_database(BIRTHDAY_DB_CONN_ID)
+    name_session(conn, APPLICATION_NAME)
+    return conn
+
+
+@functools.cache
+def _pool() -> Any:
+    from birthday_pipeline.connection_pool import ConnectionPool
+
+    # Built by the first request a process serves (after the API server forked its workers). Two first
+    # requests at once may build two pools; the one not kept has opened nothing.
+    return ConnectionPool(_open_connection, POOL_SIZE, POOL_WAIT_SECONDS)
+
+
+def _database() -> Iterator[Any]:
+    from birthday_pipeline.connection_pool import PoolExhausted
+
+    pool = _pool()
+    try:
+        conn = pool.take()
+    except PoolExhausted as busy:
+        raise HTTPException(status_code=503, detail=str(busy)) from None
+    try:
         yield conn
+    finally:
+        pool.give_back(conn)
 
 
 def _settings() -> Any:
@@ -65,12 +111,21 @@ def _settings() -> Any:
 
 
 def _zone(name: str) -> Any:
-    from birthday_pipeline.timezones import UnknownTimeZoneError, load_zone
+    from birthday_pipeline.timezones import IANA_VERSION, UnknownTimeZoneError, load_zone
 
     try:
         return load_zone(name)
-    except UnknownTimeZoneError as error:
-        raise HTTPException(status_code=422, detail=str(error)) from None
+    except UnknownTimeZoneError:
+        shown = name if len(name) <= ECHOED_ZONE_CHARACTERS else name[:ECHOED_ZONE_CHARACTERS] + "…"
+        raise HTTPException(status_code=422,
+                            detail=f"unknown time zone {shown!r} (tz database {IANA_VERSION} or Rails)") from None
+
+
+@app.get("/openapi.json", dependencies=[Depends(can_read_the_dag)], include_in_schema=False)
+def openapi(request: Request) -> Response:
+    """The OpenAPI description of the routes below, with the path they are served under as its server."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    return JSONResponse({**app.openapi(), "servers": [{"url": root or "/"}]})
 
 
 @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -101,7 +156,9 @@ def _refusal(user_name: str) -> str:
 
 @app.get("/api/day", dependencies=[Depends(can_read_the_dag)], summary="One day's delivery")
 def day(
-    day: date | None = Query(None, description="The day, YYYY-MM-DD, in `tz`; today there by default."),
+    day: date | None = Query(None, ge=FIRST_DAY, le=LAST_DAY,
+                             description=f"The day, YYYY-MM-DD, in `tz`, from {FIRST_DAY} to {LAST_DAY}; today "
+                                         "there by default."),
     tz: str = Query("UTC", description="The IANA time zone the day is taken in, e.g. Europe/Berlin."),
     conn: Any = Depends(_database),
 ) -> dict[str, Any]:
@@ -116,7 +173,8 @@ def day(
 
 
 @app.get("/api/users/{user_id}", dependencies=[Depends(can_read_the_dag)], summary="One user's notifications")
-def user(user_id: int, conn: Any = Depends(_database)) -> dict[str, Any]:
+def user(user_id: int = PathParameter(ge=SMALLEST_ID, le=LARGEST_ID, description="The user's id (a bigint)."),
+         conn: Any = Depends(_database)) -> dict[str, Any]:
     """The user's next planned send per occasion (UTC and local) and their notifications, newest first."""
     from birthday_pipeline.report import user_report
 

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extras
 
+from birthday_pipeline.statements import load_sql
+
 try:
     import psycopg
     from psycopg.rows import dict_row
@@ -50,6 +52,13 @@ RECONNECT_SECONDS = 60.0
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else ""
+
+
+def name_session(conn: Any, application_name: str) -> None:
+    """Set the ``application_name`` of ``conn``'s session, so that ``pg_stat_activity`` tells its owner apart."""
+    with conn.cursor() as cursor:
+        cursor.execute(load_sql("schema/name_session"), {"application_name": application_name})
+    conn.commit()
 
 
 def dict_cursor(conn: Any) -> Any:

@@ -307,7 +307,7 @@ def _run_outside_transaction(cursor: Any, migration: Migration) -> Recorded:
     if index is not None and _index_valid(cursor, index) is False:
         log.warning("Index %s is INVALID (an earlier concurrent build failed); dropping it to build it again", index)
         name = tuple(part.strip('"') for part in index.split("."))
-        cursor.execute(compose(cursor.connection, "schema/drop_index", index=[name]))
+        cursor.execute(compose(cursor.connection, "schema/drop_index", index=[name]), {})
     cursor.execute(migration.sql)
     if index is not None and not _index_valid(cursor, index):
         raise MigrationError(f"migration {migration.name} left index {index} missing or INVALID; run it again")

@@ -20,14 +20,20 @@ def load_sql(name: str) -> str:
 
 
 def compose(conn: Any, name: str, **identifiers: Sequence[tuple[str, ...]]) -> str:
-    """``load_sql(name)`` with each ``{placeholder}`` replaced by a comma-separated list of quoted identifiers.
+    """``load_sql(name)`` with each ``{placeholder}`` replaced by a comma-separated list of quoted identifiers,
+    to be executed with a parameter mapping (an empty one when the statement binds nothing).
 
-    Identifiers come from the occasion registry, never from data. Quoting uses the driver of ``conn``
-    (psycopg2 in tools and tests, psycopg 3 under Airflow's PostgresHook): both ship the same ``sql`` module.
+    Identifiers come from the occasion registry and the settings, never from data. Quoting uses the driver of
+    ``conn`` (psycopg2 in tools and tests, psycopg 3 under Airflow's PostgresHook): both ship the same ``sql``
+    module. Either driver reads the statement again for ``%(name)s`` placeholders when it binds the parameters,
+    and a ``sql.Composed`` is turned into the same string first, so a ``%`` inside a quoted identifier (a table
+    named ``team%users``) would be read as a placeholder: it is written ``%%`` here, which binding turns back
+    into one ``%``.
     """
     driver = importlib.import_module(type(conn).__module__.split(".")[0] + ".sql")
     parts = {
-        placeholder: driver.SQL(", ").join(driver.Identifier(*qualified) for qualified in names)
+        placeholder: driver.SQL(", ").join(
+            driver.SQL(driver.Identifier(*qualified).as_string(conn).replace("%", "%%")) for qualified in names)
         for placeholder, names in identifiers.items()
     }
     return driver.SQL(load_sql(name)).format(**parts).as_string(conn)

@@ -15,9 +15,11 @@ import dataclasses
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +30,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from birthday_pipeline.planning import User
+from plugins.birthdays_page import APPLICATION_NAME, POOL_SIZE
 from tests.auth_manager import HIDDEN_DAGS_ENV
 from tests.chromium import Page, headless_chromium
 from tests.conftest import WEBHOOK_SECRET, insert_users
@@ -175,7 +178,7 @@ def test_the_demo_day_holds_what_the_pipeline_did(demo_day) -> None:
     assert len({request.headers["webhook-id"] for request in receiver.requests}) == 9  # 8 sent + 1 refused
 
 
-PROTECTED = ["/birthdays/api/day", "/birthdays/api/users/1", "/birthdays/metrics"]
+PROTECTED = ["/birthdays/api/day", "/birthdays/api/users/1", "/birthdays/metrics", "/birthdays/openapi.json"]
 
 
 def test_without_a_login_the_api_answers_401_and_the_page_sends_you_to_the_login(api_server) -> None:
@@ -202,10 +205,17 @@ def test_a_user_the_auth_manager_denies_the_dag_gets_403_and_the_page_says_why(a
     print("403 page for the denied user:", body)
 
 
-def test_the_api_is_documented_and_the_page_is_linked_into_the_ui_nav(api_server, token) -> None:
-    status, spec = get(f"{api_server}/birthdays/openapi.json")
+def test_the_api_is_described_to_readers_only_and_the_page_is_linked_into_the_ui_nav(api_server, token) -> None:
+    status, spec = get(f"{api_server}/birthdays/openapi.json", token)
     assert status == 200
-    assert {"/api/day", "/api/users/{user_id}", "/metrics"} <= set(spec["paths"])
+    assert set(spec["paths"]) == {"/api/day", "/api/users/{user_id}", "/metrics"}
+    assert spec["servers"] == [{"url": f"{BASE_PATH}/birthdays"}]
+    # No Swagger or ReDoc page (FastAPI's load scripts from a CDN), and the page loads no script from elsewhere.
+    for path in ("/birthdays/docs", "/birthdays/redoc"):
+        assert get(f"{api_server}{path}", token)[0] == 404, path
+    status, page = get_page(f"{api_server}/birthdays/", token)
+    assert status == 200 and "<script>" in page
+    assert re.findall(r"<script\b[^>]*\bsrc\s*=", page, re.IGNORECASE) == []
     status, plugins = get(f"{api_server}/api/v2/plugins", token)
     assert status == 200
     (plugin,) = [plugin for plugin in plugins["plugins"] if plugin["name"] == "birthdays_page"]
@@ -279,6 +289,87 @@ def test_the_user_api_shows_the_next_send_in_utc_and_local_time_and_past_notific
         assert datetime.fromisoformat(entry["send_at_local"]) == datetime.fromisoformat(entry["send_at_utc"])
         assert entry["zone"] == "UTC"
     assert get(f"{api_server}/birthdays/api/users/4242", token)[0] == 404
+
+
+def get_answer(url: str, token: str) -> tuple[int, Any]:
+    """GET ``url`` as the holder of ``token``: the status and the JSON body, of an error answer too."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_out_of_range_ids_days_and_zones_are_answered_422_and_an_unknown_zone_is_echoed_in_part(
+        api_server, token) -> None:
+    # Beyond bigint an id names no user; it is refused before it reaches the database.
+    for user_id in (2**63, -(2**63) - 1, 10**30):
+        status, answer = get_answer(f"{api_server}/birthdays/api/users/{user_id}", token)
+        assert status == 422 and answer["detail"][0]["loc"] == ["path", "user_id"], user_id
+    for user_id in (2**63 - 1, -(2**63)):
+        assert get_answer(f"{api_server}/birthdays/api/users/{user_id}", token) == (
+            404, {"detail": f"no user {user_id}"})
+    # The last day Python has (9999-12-31) has no end in UTC: it used to answer 500.
+    for day, bound in (("9999-12-31", "less than or equal to 2200-12-31"), ("2201-01-01", "2200-12-31"),
+                       ("0001-01-01", "greater than or equal to 1900-01-01"), ("1899-12-31", "1900-01-01")):
+        status, answer = get_answer(f"{api_server}/birthdays/api/day?day={day}&tz=Etc/GMT-14", token)
+        assert status == 422 and bound in answer["detail"][0]["msg"], day
+    for day in ("1900-01-01", "2200-12-31"):
+        for zone in ("Etc/GMT-14", "Etc/GMT+12"):
+            assert get_answer(f"{api_server}/birthdays/api/day?day={day}&tz={quote_zone(zone)}", token)[0] == 200
+    status, answer = get_answer(f"{api_server}/birthdays/api/day?tz={'Mars/' + 'x' * 5000}", token)
+    assert status == 422
+    assert answer["detail"].startswith("unknown time zone 'Mars/" + "x" * 59 + "…' (tz database")
+    assert len(answer["detail"]) < 120
+
+
+def quote_zone(zone: str) -> str:
+    return urllib.parse.quote(zone, safe="/")
+
+
+def page_backends(conn: Any) -> set[int]:
+    """The backends of the page's connections (its pool names them), of any API server process."""
+    conn.rollback()
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APPLICATION_NAME,))
+        pids = {row[0] for row in cursor.fetchall()}
+    conn.rollback()
+    return pids
+
+
+def test_the_page_reuses_a_few_connections_and_replaces_those_the_server_ended(demo_day, api_server, token) -> None:
+    demo, conn, _ = demo_day
+    paths = [f"/birthdays/api/day?{day_query(demo.day, demo.zone)}", "/birthdays/api/users/3", "/birthdays/metrics"]
+
+    def fetch(rounds: int) -> None:
+        for _ in range(rounds):
+            for path in paths:
+                assert get(f"{api_server}{path}", token)[0] == 200, path
+
+    fetch(10)
+    first = page_backends(conn)
+    assert 1 <= len(first) <= POOL_SIZE
+    fetch(10)
+    assert page_backends(conn) == first  # 30 more requests, not one connection more
+    with ThreadPoolExecutor(12) as requests:
+        statuses = list(requests.map(lambda path: get(f"{api_server}{path}", token)[0], paths * 8))
+    assert statuses == [200] * len(statuses)
+    busiest = page_backends(conn)
+    assert first <= busiest and len(busiest) <= POOL_SIZE
+    print(f"{len(busiest)} pooled connections served {30 + 30 + len(statuses)} requests")
+
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (sorted(busiest),))
+    conn.rollback()
+    deadline = time.monotonic() + 10
+    while page_backends(conn) & busiest:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # Every pooled connection is dead: each is found so when taken, and replaced.
+    fetch(2)
+    replaced = page_backends(conn)
+    assert replaced and not replaced & busiest and len(replaced) <= POOL_SIZE
 
 
 def test_the_metrics_endpoint_parses_as_prometheus_text_and_counts_what_the_database_holds(
