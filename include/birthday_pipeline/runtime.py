@@ -187,7 +187,7 @@ def _sender(connect: Callable[[], Any], webhook_conn_id: str, settings: Settings
             ) from None
     endpoint = f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
     return Sender(connect=connect, open_client=lambda: _webhook_client(webhook_conn_id, settings),
-                  settings=settings, secret=secret, endpoint=endpoint, task=current_task())
+                  settings=settings, secret=secret, endpoint=endpoint, conn_id=webhook_conn_id, task=current_task())
 
 
 def _raise_on_failures(summary: DeliverySummary) -> None:
