@@ -354,6 +354,10 @@ def _log_summary(batch: ReleaseBatch, summary: DeliverySummary) -> None:
     )
 
 
+# The most bytes of a reply body the webhook client reads: the status decides the outcome, the body is read only
+# so that a short one leaves its connection free for the next request.
+REPLY_BYTES_READ = 4096
+
 # Connection extras the client decides itself (no redirects, our timeout, our own status checks) or that
 # aiohttp does not take (the hook drops these too).
 _OPTIONS_WE_SET = frozenset({"allow_redirects", "timeout", "check_response", "stream", "cert", "trust_env"})
@@ -377,15 +381,37 @@ async def _webhook_client(conn_id: str, settings: Settings) -> AsyncIterator[Pos
     config = await hook.config()
     timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
     options = {name: value for name, value in (config.extra_options or {}).items() if name not in _OPTIONS_WE_SET}
-    connector = aiohttp.TCPConnector(limit=settings.max_in_flight)
+    connector = aiohttp.TCPConnector(limit=settings.max_in_flight, socket_factory=_small_receive_buffer_socket)
+    # A reply's body is never decompressed and read only up to REPLY_BYTES_READ, so a huge body or a gzip bomb
+    # costs each request a few kilobytes; the small read buffer pauses a fast sender before it fills more.
     async with aiohttp.ClientSession(
-        connector=connector, headers=config.headers, auth=config.auth, timeout=timeout
+        connector=connector, headers=config.headers, auth=config.auth, timeout=timeout, auto_decompress=False,
+        read_bufsize=REPLY_BYTES_READ,
     ) as session:
 
         async def post(body: bytes, headers: dict[str, str]) -> Reply:
             async with session.post(config.base_url, data=body, headers=headers, allow_redirects=False,
                                     **options) as response:
-                await response.read()
+                await _read_at_most(response.content, REPLY_BYTES_READ)
+                if not response.content.at_eof():
+                    response.close()  # the rest of the body is never read: the connection cannot serve another
             return Reply(response.status, response.headers.get("Retry-After"))
 
         yield post
+
+
+def _small_receive_buffer_socket(address: Any) -> Any:
+    """A socket whose kernel receive buffer holds REPLY_BYTES_READ bytes (Linux doubles it), so one read of it
+    hands aiohttp no more than that, where the default buffer let each connection take in 200 KB at once."""
+    import socket
+
+    family, kind, protocol, _, _ = address
+    sock = socket.socket(family=family, type=kind, proto=protocol)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, REPLY_BYTES_READ)
+    return sock
+
+
+async def _read_at_most(content: Any, limit: int) -> None:
+    """Read and drop up to ``limit`` bytes of a reply body (all of a short one, so its connection is reused)."""
+    while limit > 0 and (chunk := await content.read(limit)):
+        limit -= len(chunk)
