@@ -23,7 +23,8 @@ from birthday_pipeline.occasions import occasion_named
 from birthday_pipeline.pacing import SendPacer, sleep_until
 from birthday_pipeline.redaction import describe_failure
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.webhooks import is_retryable, is_success, request_body, request_headers, retry_after_delay
+from birthday_pipeline.webhooks import (failure_reason, is_retryable, is_success, request_body, request_headers,
+                                        retry_after_delay)
 
 TOO_MANY_REQUESTS = 429
 
@@ -136,7 +137,7 @@ async def _send_one(
         return Attempt(row, started_at, finished_at, reply.status, None, False, latency_ms, None)
     retryable = is_retryable(reply.status)
     retry_at = retry_at_after(reply, finished_at, settings) if retryable else None
-    return Attempt(row, started_at, finished_at, reply.status, f"HTTP {reply.status}", retryable, latency_ms,
+    return Attempt(row, started_at, finished_at, reply.status, failure_reason(reply.status), retryable, latency_ms,
                    retry_at)
 
 
