@@ -28,6 +28,7 @@ _WHAT_WENT_WRONG = {
     "NonHttpUrlClientError": "no http(s) URL for",
     "InvalidSchema": "no http(s) URL for",
     "MissingSchema": "no usable URL for",
+    "ClientOSError": "connection failed to",
     "ConnectionError": "connection failed to",
 }
 _ANYTHING_ELSE = "no answer from"

@@ -18,9 +18,10 @@ from birthday_pipeline.delivery import DeliverySummary, RetryableDeliveryError, 
 from birthday_pipeline.fanout import Post, Reply
 from birthday_pipeline.occasions import OCCASIONS, date_columns, occasion_named
 from birthday_pipeline.planning import ReleaseBatch, Upserted, Window, hourly_window, plan_window
+from birthday_pipeline.redaction import describe_failure, endpoint_of
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.sweep import late_window, sweep_late_window
-from birthday_pipeline.webhooks import InvalidSecretError, signing_key
+from birthday_pipeline.webhooks import InvalidSecretError, failure_reason, is_success, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -271,11 +272,32 @@ def _alert_sender(conn_id: str | None) -> alerts.Send | None:
                      "(a JSON POST) or an smtp connection (an email)")
 
 
+class AlertNotSent(RuntimeError):
+    """The alert endpoint gave no 2xx answer; the message names it by its connection id, never its URL."""
+
+
 def _post_alert(conn_id: str, alert: alerts.Alert) -> None:
+    """POST ``alert`` to the endpoint of connection ``conn_id``; raise ``AlertNotSent`` unless it answers 2xx.
+
+    The session is the HTTP provider's for the connection (its headers, auth, proxies, TLS settings); the
+    request is ours, not the hook's ``run``, which logs the URL (or an error quoting it) and the whole reply
+    body on a failure. The body is never read (``stream``, then closed) and no redirect is followed.
+    """
+    import requests
     from airflow.providers.http.hooks.http import HttpHook
 
-    HttpHook(method="POST", http_conn_id=conn_id).run(
-        json=alert.payload(), extra_options={"timeout": ALERT_TIMEOUT_SECONDS, "allow_redirects": False})
+    hook = HttpHook(method="POST", http_conn_id=conn_id)
+    try:
+        with hook.get_conn() as session, session.post(
+            hook.url_from_endpoint(None), json=alert.payload(), timeout=ALERT_TIMEOUT_SECONDS, allow_redirects=False,
+            stream=True,
+        ) as response:
+            status = response.status_code
+    except requests.RequestException as error:
+        # from None: the cause's text, in the task log's traceback, would quote the URL.
+        raise AlertNotSent(f"Alert {alert.event} not sent: {describe_failure(error, conn_id)}") from None
+    if not is_success(status):
+        raise AlertNotSent(f"Alert {alert.event} not sent: {endpoint_of(conn_id)} answered {failure_reason(status)}")
 
 
 def _email_alert(conn_id: str, recipients: str | list[str], alert: alerts.Alert) -> None:
