@@ -388,7 +388,8 @@ _OPTIONS_WE_SET = frozenset({"allow_redirects", "timeout", "check_response", "st
 @asynccontextmanager
 async def _webhook_client(conn_id: str, settings: Settings) -> AsyncIterator[Post]:
     """POSTs to the endpoint of connection ``conn_id`` as the HTTP provider's async hook resolves it (URL, the
-    connection's extra headers and auth): one session, no redirects, a timeout.
+    connection's extra headers and auth): one session, no redirects, a timeout for the whole request, and at
+    most ``REPLY_BYTES_READ`` of each reply's body read, never decompressed.
 
     The hook resolves the connection once; each request then goes straight to the aiohttp session. Sending
     each request through the hook's ``run`` spent more CPU than the request itself (a retrying wrapper per
