@@ -124,8 +124,9 @@ def _claim_problems(conn: Any, settings: Settings) -> list[Problem]:
 
 
 def _failure(refused: bool, last_error: str | None) -> str:
-    # Only an HTTP status is passed on: other errors come from the network library and may quote the URL.
-    answer = last_error if last_error and _HTTP_STATUS.fullmatch(last_error) else "no HTTP answer"
+    # Only the HTTP status is passed on: the failures group by answer, and no other text reaches the chat.
+    status = _HTTP_STATUS.match(last_error) if last_error else None
+    answer = status.group() if status else "no HTTP answer"
     return f"{'refused' if refused else 'out of attempts'} ({answer})"
 
 

@@ -38,8 +38,9 @@ LOGGED_IDS = 50
 @dataclasses.dataclass(frozen=True)
 class Sender:
     """What a send task sends with: a way to open database connections, the HTTP client, the settings, the
-    signing secret (validated before anything is claimed), the endpoint (it names the pacing), the clock that
-    guards every request against earliness, and the task instance (named in leases and attempts).
+    signing secret (validated before anything is claimed), the endpoint (its hash names the pacing), the
+    connection id (it names the endpoint in errors), the clock that guards every request against earliness, and
+    the task instance (named in leases and attempts).
 
     ``connect`` opens a new connection each call: the recorder and the lease heartbeat each have one of
     their own, and every connection lost on the way is opened again with it.
@@ -50,6 +51,7 @@ class Sender:
     settings: Settings
     secret: str | None = None
     endpoint: str = ""
+    conn_id: str | None = None
     clock: Clock = utc_now
     task: TaskRef | None = None
 
@@ -117,7 +119,7 @@ def deliver_claimed(conn: Any, claim: Claim, sender: Sender) -> DeliverySummary:
                     recorder.check()
 
                 asyncio.run(send_all(to_send, sender.open_client, settings, sender.secret, sender.clock, pacer,
-                                     on_attempt, check))
+                                     on_attempt, check, sender.conn_id))
         finally:
             end_lease_after_sending(own, claim.token)
             own.close()

@@ -21,9 +21,10 @@ import aiohttp
 from birthday_pipeline.claims import ClaimedRow
 from birthday_pipeline.occasions import occasion_named
 from birthday_pipeline.pacing import SendPacer, sleep_until
-from birthday_pipeline.redaction import redact_urls
+from birthday_pipeline.redaction import describe_failure
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.webhooks import is_retryable, is_success, request_body, request_headers, retry_after_delay
+from birthday_pipeline.webhooks import (failure_reason, is_retryable, is_success, request_body, request_headers,
+                                        retry_after_delay)
 
 TOO_MANY_REQUESTS = 429
 
@@ -72,8 +73,12 @@ async def send_all(
     pacer: SendPacer | None,
     on_attempt: Callable[[Attempt], None],
     check: Callable[[], None],
+    conn_id: str | None = None,
 ) -> None:
-    """POST ``rows`` in order; every outcome goes to ``on_attempt``; raise the first error after the rest settle."""
+    """POST ``rows`` in order; every outcome goes to ``on_attempt``; raise the first error after the rest settle.
+
+    ``conn_id`` is the connection the client posts to: a request that gets no answer is recorded naming it.
+    """
     # A fixed pool of max_in_flight workers pulls rows in order: memory follows the pool, not the batch, where
     # one waiting coroutine per row would hold a frame for every row of a large batch at once.
     pending = iter(rows)
@@ -87,7 +92,7 @@ async def send_all(
     async def worker(post: Post) -> None:
         for row in pending:
             try:
-                on_attempt(await _send_one(row, post, secret, settings, clock, pacer, may_start))
+                on_attempt(await _send_one(row, post, secret, settings, clock, pacer, may_start, conn_id))
             except _Stopped:
                 return
             except Exception as error:  # noqa: BLE001 - kept, and raised once the requests in flight settle
@@ -108,6 +113,7 @@ async def _send_one(
     clock: Clock,
     pacer: SendPacer | None,
     may_start: Callable[[], None],
+    conn_id: str | None,
 ) -> Attempt:
     await sleep_until(row.send_at, clock)
     if pacer is not None:
@@ -122,7 +128,7 @@ async def _send_one(
         reply = await post(body, headers)
     except (TimeoutError, OSError, aiohttp.ClientError) as error:
         finished_at = clock()
-        message = redact_urls(f"{type(error).__name__}: {error}".strip(": "))
+        message = describe_failure(error, conn_id)
         latency_ms = (time.perf_counter() - started) * 1000
         return Attempt(row, started_at, finished_at, None, message, True, latency_ms, finished_at)
     finished_at = clock()
@@ -131,7 +137,7 @@ async def _send_one(
         return Attempt(row, started_at, finished_at, reply.status, None, False, latency_ms, None)
     retryable = is_retryable(reply.status)
     retry_at = retry_at_after(reply, finished_at, settings) if retryable else None
-    return Attempt(row, started_at, finished_at, reply.status, f"HTTP {reply.status}", retryable, latency_ms,
+    return Attempt(row, started_at, finished_at, reply.status, failure_reason(reply.status), retryable, latency_ms,
                    retry_at)
 
 

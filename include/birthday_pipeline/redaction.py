@@ -1,30 +1,46 @@
-"""Credentials out of text bound for logs and the database: URLs lose their user-info and query string.
+"""What may be written down about a request that got no usable answer: the error's type and what went wrong,
+with the endpoint named by its Airflow connection id, never its URL.
 
-An endpoint URL may carry a password (``https://user:secret@host/...``) or a token in its query
-(``...?key=secret``); an error message from the HTTP client may quote it. Everything the send path writes
-down about a failure (``last_error``, attempt errors, log lines) goes through ``redact_urls`` first.
+An endpoint's URL may carry a secret anywhere: user-info, the query, or the path itself (Slack and Teams
+incoming webhooks are ``https://hooks.slack.com/services/T…/B…/<secret>``). The network libraries quote the URL,
+or its host and path, in their errors, so the text of such an error (``str(error)``) is never recorded: every
+failure written to ``last_error``, an attempt row, a log line or a task's exception is ``describe_failure``.
 """
 
 from __future__ import annotations
 
-import re
+# By the name of the error's class or of the nearest base class listed (aiohttp's, requests' and Python's own
+# errors; matching names keeps this module free of both clients): what went wrong, before "the endpoint ...".
+_WHAT_WENT_WRONG = {
+    "ConnectTimeout": "cannot connect within the timeout to",
+    "ConnectionTimeoutError": "cannot connect within the timeout to",
+    "ServerTimeoutError": "no answer within the timeout from",
+    "Timeout": "no answer within the timeout from",
+    "TimeoutError": "no answer within the timeout from",
+    "ClientConnectorError": "cannot connect to",
+    "ConnectionRefusedError": "cannot connect to",
+    "ServerDisconnectedError": "connection closed without a whole answer by",
+    "ConnectionResetError": "connection reset by",
+    "ClientResponseError": "no valid HTTP answer from",
+    "ClientPayloadError": "a broken reply body from",
+    "ChunkedEncodingError": "a broken reply body from",
+    "InvalidURL": "no usable URL for",
+    "NonHttpUrlClientError": "no http(s) URL for",
+    "InvalidSchema": "no http(s) URL for",
+    "MissingSchema": "no usable URL for",
+    "ClientOSError": "connection failed to",
+    "ConnectionError": "connection failed to",
+}
+_ANYTHING_ELSE = "no answer from"
 
-from yarl import URL
 
-# A scheme, "://" and everything up to whitespace, a quote, an angle bracket or a parenthesis: how URLs
-# appear in error messages (square brackets stay: an IPv6 host has them).
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()]+")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user-info, query string and fragment; what cannot be parsed keeps only its scheme."""
-    try:
-        parsed = URL(url)
-        return str(parsed.with_user(None).with_query(None).with_fragment(None))
-    except (ValueError, TypeError):
-        return url.split("://", 1)[0] + "://[redacted]"
+def endpoint_of(conn_id: str | None) -> str:
+    """How a log line or an error names an endpoint: by its connection id."""
+    return f"the endpoint of connection {conn_id}" if conn_id else "the endpoint"
 
 
-def redact_urls(text: str) -> str:
-    """``text`` with every URL in it redacted (``redact_url``)."""
-    return _URL.sub(lambda match: redact_url(match.group()), text)
+def describe_failure(error: BaseException, conn_id: str | None) -> str:
+    """``error`` as ``Type: what went wrong the endpoint of connection <conn_id>``; none of its own text."""
+    what = next((_WHAT_WENT_WRONG[cls.__name__] for cls in type(error).__mro__ if cls.__name__ in _WHAT_WENT_WRONG),
+                _ANYTHING_ELSE)
+    return f"{type(error).__name__}: {what} {endpoint_of(conn_id)}"

@@ -18,9 +18,10 @@ from birthday_pipeline.delivery import DeliverySummary, RetryableDeliveryError, 
 from birthday_pipeline.fanout import Post, Reply
 from birthday_pipeline.occasions import OCCASIONS, date_columns, occasion_named
 from birthday_pipeline.planning import ReleaseBatch, Upserted, Window, hourly_window, plan_window
+from birthday_pipeline.redaction import describe_failure, endpoint_of
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.sweep import late_window, sweep_late_window
-from birthday_pipeline.webhooks import InvalidSecretError, signing_key
+from birthday_pipeline.webhooks import InvalidSecretError, failure_reason, is_success, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ def _sender(connect: Callable[[], Any], webhook_conn_id: str, settings: Settings
             ) from None
     endpoint = f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
     return Sender(connect=connect, open_client=lambda: _webhook_client(webhook_conn_id, settings),
-                  settings=settings, secret=secret, endpoint=endpoint, task=current_task())
+                  settings=settings, secret=secret, endpoint=endpoint, conn_id=webhook_conn_id, task=current_task())
 
 
 def _raise_on_failures(summary: DeliverySummary) -> None:
@@ -274,11 +275,32 @@ def _alert_sender(conn_id: str | None) -> alerts.Send | None:
                      "(a JSON POST) or an smtp connection (an email)")
 
 
+class AlertNotSent(RuntimeError):
+    """The alert endpoint gave no 2xx answer; the message names it by its connection id, never its URL."""
+
+
 def _post_alert(conn_id: str, alert: alerts.Alert) -> None:
+    """POST ``alert`` to the endpoint of connection ``conn_id``; raise ``AlertNotSent`` unless it answers 2xx.
+
+    The session is the HTTP provider's for the connection (its headers, auth, proxies, TLS settings); the
+    request is ours, not the hook's ``run``, which logs the URL (or an error quoting it) and the whole reply
+    body on a failure. The body is never read (``stream``, then closed) and no redirect is followed.
+    """
+    import requests
     from airflow.providers.http.hooks.http import HttpHook
 
-    HttpHook(method="POST", http_conn_id=conn_id).run(
-        json=alert.payload(), extra_options={"timeout": ALERT_TIMEOUT_SECONDS, "allow_redirects": False})
+    hook = HttpHook(method="POST", http_conn_id=conn_id)
+    try:
+        with hook.get_conn() as session, session.post(
+            hook.url_from_endpoint(None), json=alert.payload(), timeout=ALERT_TIMEOUT_SECONDS, allow_redirects=False,
+            stream=True,
+        ) as response:
+            status = response.status_code
+    except requests.RequestException as error:
+        # from None: the cause's text, in the task log's traceback, would quote the URL.
+        raise AlertNotSent(f"Alert {alert.event} not sent: {describe_failure(error, conn_id)}") from None
+    if not is_success(status):
+        raise AlertNotSent(f"Alert {alert.event} not sent: {endpoint_of(conn_id)} answered {failure_reason(status)}")
 
 
 def _email_alert(conn_id: str, recipients: str | list[str], alert: alerts.Alert) -> None:
@@ -357,6 +379,10 @@ def _log_summary(batch: ReleaseBatch, summary: DeliverySummary) -> None:
     )
 
 
+# The most bytes of a reply body the webhook client reads: the status decides the outcome, the body is read only
+# so that a short one leaves its connection free for the next request.
+REPLY_BYTES_READ = 4096
+
 # Connection extras the client decides itself (no redirects, our timeout, our own status checks) or that
 # aiohttp does not take (the hook drops these too).
 _OPTIONS_WE_SET = frozenset({"allow_redirects", "timeout", "check_response", "stream", "cert", "trust_env"})
@@ -365,7 +391,8 @@ _OPTIONS_WE_SET = frozenset({"allow_redirects", "timeout", "check_response", "st
 @asynccontextmanager
 async def _webhook_client(conn_id: str, settings: Settings) -> AsyncIterator[Post]:
     """POSTs to the endpoint of connection ``conn_id`` as the HTTP provider's async hook resolves it (URL, the
-    connection's extra headers and auth): one session, no redirects, a timeout.
+    connection's extra headers and auth): one session, no redirects, a timeout for the whole request, and at
+    most ``REPLY_BYTES_READ`` of each reply's body read, never decompressed.
 
     The hook resolves the connection once; each request then goes straight to the aiohttp session. Sending
     each request through the hook's ``run`` spent more CPU than the request itself (a retrying wrapper per
@@ -380,15 +407,37 @@ async def _webhook_client(conn_id: str, settings: Settings) -> AsyncIterator[Pos
     config = await hook.config()
     timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
     options = {name: value for name, value in (config.extra_options or {}).items() if name not in _OPTIONS_WE_SET}
-    connector = aiohttp.TCPConnector(limit=settings.max_in_flight)
+    connector = aiohttp.TCPConnector(limit=settings.max_in_flight, socket_factory=_small_receive_buffer_socket)
+    # A reply's body is never decompressed and read only up to REPLY_BYTES_READ, so a huge body or a gzip bomb
+    # costs each request a few kilobytes; the small read buffer pauses a fast sender before it fills more.
     async with aiohttp.ClientSession(
-        connector=connector, headers=config.headers, auth=config.auth, timeout=timeout
+        connector=connector, headers=config.headers, auth=config.auth, timeout=timeout, auto_decompress=False,
+        read_bufsize=REPLY_BYTES_READ,
     ) as session:
 
         async def post(body: bytes, headers: dict[str, str]) -> Reply:
             async with session.post(config.base_url, data=body, headers=headers, allow_redirects=False,
                                     **options) as response:
-                await response.read()
+                await _read_at_most(response.content, REPLY_BYTES_READ)
+                if not response.content.at_eof():
+                    response.close()  # the rest of the body is never read: the connection cannot serve another
             return Reply(response.status, response.headers.get("Retry-After"))
 
         yield post
+
+
+def _small_receive_buffer_socket(address: Any) -> Any:
+    """A socket whose kernel receive buffer holds REPLY_BYTES_READ bytes (Linux doubles it), so one read of it
+    hands aiohttp no more than that, where the default buffer let each connection take in 200 KB at once."""
+    import socket
+
+    family, kind, protocol, _, _ = address
+    sock = socket.socket(family=family, type=kind, proto=protocol)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, REPLY_BYTES_READ)
+    return sock
+
+
+async def _read_at_most(content: Any, limit: int) -> None:
+    """Read and drop up to ``limit`` bytes of a reply body (all of a short one, so its connection is reused)."""
+    while limit > 0 and (chunk := await content.read(limit)):
+        limit -= len(chunk)

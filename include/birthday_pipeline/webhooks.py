@@ -112,6 +112,17 @@ def is_retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
 
+def failure_reason(status: int) -> str:
+    """What a non-2xx answer is recorded as: ``HTTP <status>``, with why a redirect is a failure.
+
+    A redirect is never followed: its ``Location`` is the endpoint's to choose, may carry credentials, and a
+    signed message goes only to the URL the operator configured. It fails the notification for good.
+    """
+    if 300 <= status < 400:
+        return f"HTTP {status}: redirect to another URL is not followed"
+    return f"HTTP {status}"
+
+
 # More digits than this are more seconds than any wait we honour (and more than int() reads by default).
 _LONGEST_DELTA_SECONDS_DIGITS = 12
 

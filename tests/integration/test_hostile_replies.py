@@ -4,7 +4,7 @@ Hypothesis drives a real receiver on 127.0.0.1 to answer each request with a ran
 hostile headers: ``Retry-After`` as huge, negative or non-ASCII numbers, dates from year 1 to 9999, garbage,
 thousands of digits; redirects with credentials in their ``Location``; odd content types. The send code runs
 in-process against real PostgreSQL (``delivery.deliver_batch``, the send task's body), then re-drives what
-is due again, as the sweep would.
+is due again, as the sweep would. A redirect is never followed: it fails its row for good, saying so.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from birthday_pipeline.delivery import deliver_batch
 from birthday_pipeline.planning import ReleaseBatch
 from birthday_pipeline.settings import Settings
+from birthday_pipeline.webhooks import failure_reason
 from tests.conftest import insert_due_utc_users
 from tests.integration.test_delivery import sender_for
 from tests.webhook_receiver import Answer
@@ -74,15 +75,38 @@ def test_every_answer_is_recorded_and_every_2xx_delivered_once(db, receiver, app
     assert all(count == 1 for count in accepted.values()), accepted
     db.rollback()
     with db.cursor() as cursor:
-        cursor.execute("SELECT n.webhook_id::text, a.http_status FROM notification_attempts AS a"
+        cursor.execute("SELECT n.webhook_id::text, a.http_status, a.error FROM notification_attempts AS a"
                        " JOIN notifications AS n ON n.id = a.notification_id ORDER BY a.id")
         recorded = cursor.fetchall()
         cursor.execute("SELECT webhook_id::text, status, last_error FROM notifications")
         rows = {webhook_id: (status, last_error) for webhook_id, status, last_error in cursor.fetchall()}
     # Every request the receiver answered is an attempt row with the status it answered, in the same order
     # per notification; nothing else is.
-    assert sorted(recorded) == sorted((request.headers["webhook-id"], request.status) for request in requests)
+    assert sorted(recorded) == sorted((request.headers["webhook-id"], request.status,
+                                       None if 200 <= request.status < 300 else failure_reason(request.status))
+                                      for request in requests)
+    # A redirect fails its row for good, with the reason; its Location is never followed.
+    redirected = {webhook_id for webhook_id, status, _ in recorded if 300 <= status < 400}
+    assert {rows[webhook_id] for webhook_id in redirected} <= {
+        ("failed", f"HTTP {status}: redirect to another URL is not followed") for status in (301, 302)}
+    assert {request.path for request in requests} == {"/"}
     # Each row is sent exactly when the receiver accepted it, and failed otherwise: none is left in flight.
     assert {webhook_id for webhook_id, (status, _) in rows.items() if status == "sent"} == set(accepted)
     assert {status for status, _ in rows.values()} <= {"sent", "failed"}
     assert errors == [], "no answer, however hostile, makes a batch fail"
+
+
+def test_a_redirect_fails_the_row_for_good_and_its_location_is_never_asked(db, receiver, app_database_url) -> None:
+    instant = insert_due_utc_users(db, 2)
+    location = receiver.url.replace("://", "://user:s3cret@") + "/elsewhere?token=s3cret"
+    receiver.answer_with(lambda request: Answer(307, {"Location": location}))
+    settings = Settings(send_local_time=instant.time(), retry_after_floor_seconds=0)
+
+    summary = deliver_batch(db, ReleaseBatch(None, 1, 2, 2), sender_for(receiver, app_database_url, settings))
+
+    reason = "HTTP 307: redirect to another URL is not followed"
+    assert sorted(summary.permanent_failures) == [(1, reason), (2, reason)]
+    assert [request.path for request in receiver.requests] == ["/", "/"]
+    with db.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT status, attempts, last_error, retry_after FROM notifications")
+        assert cursor.fetchall() == [("failed", 1, reason, None)]

@@ -48,7 +48,7 @@ def test_a_secret_that_is_not_a_whsec_key_fails_the_task_before_anything_is_clai
     assert "this is not base64" not in logged
 
 
-def test_pacing_keys_the_endpoint_by_its_hash_and_errors_carry_no_credentials(
+def test_pacing_keys_the_endpoint_by_its_hash_and_errors_name_its_connection_not_its_url(
         db, receiver, app_database_url, monkeypatch, caplog) -> None:
     """An endpoint whose URL holds a password and a token, paced, and failing with an error that quotes it."""
     instant = insert_due_utc_users(db, 4)
@@ -69,7 +69,7 @@ def test_pacing_keys_the_endpoint_by_its_hash_and_errors_carry_no_credentials(
         errors = [error for (error,) in cursor.fetchall()]
         cursor.execute("SELECT DISTINCT last_error FROM notifications")
         last_errors = [error for (error,) in cursor.fetchall()]
-    assert errors == last_errors == ["NonHttpUrlClientError: ftp://127.0.0.1:"
-                                     f"{receiver.url.rsplit(':', 1)[1]}/birthdays"]
+    assert errors == last_errors == ["NonHttpUrlClientError: no http(s) URL for the endpoint of connection"
+                                     " birthday_webhook"]
     for text in (caplog.text, *errors):
         assert "s3cret" not in text

@@ -1,23 +1,45 @@
-"""URLs in text bound for logs and the database lose their user-info and query string."""
+"""A failed request is described by the error's type and the endpoint's connection id, never the error's text."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from birthday_pipeline.redaction import redact_urls
+import aiohttp
+import pytest
+import requests
+
+from birthday_pipeline.redaction import describe_failure
+
+SECRET_URL = "https://hook:s3cret@hooks.slack.com/services/T000/B000/s3cret?token=s3cret"
+
+
+def connector_error() -> aiohttp.ClientConnectorError:
+    key = aiohttp.client_reqrep.ConnectionKey("hooks.slack.com", 443, True, True, None, None, None)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, f"refused {SECRET_URL}"))
 
 
 @pytest.mark.parametrize(
-    ("text", "redacted"),
+    ("error", "described"),
     [
-        ("Cannot connect to host https://hook:s3cret@hooks.example.com:8443/birthdays?token=abc#x ssl:default",
-         "Cannot connect to host https://hooks.example.com:8443/birthdays ssl:default"),
-        ("InvalidURL: URL('http://user@[::1]:8080/path?key=1')", "InvalidURL: URL('http://[::1]:8080/path')"),
-        ("two: http://a:b@one.example/x?q=1 and (https://two.example/y?q=2)",
-         "two: http://one.example/x and (https://two.example/y)"),
-        ("InvalidURL http://[::1", "InvalidURL http://[redacted]"),
-        ("HTTP 500", "HTTP 500"),
+        (connector_error(), "ClientConnectorError: cannot connect to the endpoint of connection birthday_webhook"),
+        (asyncio.TimeoutError(), "TimeoutError: no answer within the timeout from the endpoint of connection"
+                                 " birthday_webhook"),
+        (aiohttp.ServerDisconnectedError(), "ServerDisconnectedError: connection closed without a whole answer by"
+                                            " the endpoint of connection birthday_webhook"),
+        (aiohttp.NonHttpUrlClientError(SECRET_URL), "NonHttpUrlClientError: no http(s) URL for the endpoint of"
+                                                    " connection birthday_webhook"),
+        (requests.ConnectionError(f"Max retries exceeded with url: {SECRET_URL}"),
+         "ConnectionError: connection failed to the endpoint of connection birthday_webhook"),
+        (requests.ReadTimeout(SECRET_URL), "ReadTimeout: no answer within the timeout from the endpoint of connection"
+                                           " birthday_webhook"),
+        (ValueError(SECRET_URL), "ValueError: no answer from the endpoint of connection birthday_webhook"),
     ],
 )
-def test_urls_lose_credentials_and_query_strings(text: str, redacted: str) -> None:
-    assert redact_urls(text) == redacted
+def test_a_failure_is_its_type_and_the_connection_never_its_text(error: BaseException, described: str) -> None:
+    assert describe_failure(error, "birthday_webhook") == described
+    assert "s3cret" not in described
+
+
+def test_without_a_connection_id_the_endpoint_is_named_by_nothing_else() -> None:
+    assert describe_failure(ConnectionResetError(SECRET_URL), None) == "ConnectionResetError: connection reset by" \
+        " the endpoint"

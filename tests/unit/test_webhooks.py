@@ -11,6 +11,7 @@ from hypothesis import given, strategies as st
 
 from birthday_pipeline.webhooks import (
     InvalidSecretError,
+    failure_reason,
     is_retryable,
     is_success,
     render_message,
@@ -75,6 +76,18 @@ def test_headers_are_signed_only_with_a_secret() -> None:
 def test_which_answers_succeed_and_which_are_retried(status: int, success: bool, retryable: bool) -> None:
     assert is_success(status) == success
     assert (not is_success(status) and is_retryable(status)) == retryable
+
+
+@pytest.mark.parametrize(("status", "reason"), [
+    (301, "HTTP 301: redirect to another URL is not followed"),
+    (307, "HTTP 307: redirect to another URL is not followed"),
+    (308, "HTTP 308: redirect to another URL is not followed"),
+    (410, "HTTP 410"),
+    (500, "HTTP 500"),
+])
+def test_a_failed_answer_is_recorded_as_its_status_and_a_redirect_says_it_was_not_followed(status: int,
+                                                                                          reason: str) -> None:
+    assert failure_reason(status) == reason
 
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
