@@ -46,12 +46,12 @@ import psycopg2
 
 from benchmarks.measure import checkpoint, percentile, timed, vacuum_analyze
 from benchmarks.sql import execute
-from birthday_pipeline.planning import hourly_window, planning_zone, plan_window, unknown_zone_reason
-from birthday_pipeline.report import window_counts
-from birthday_pipeline.rules import celebrated_date, local_instant
+from birthday_pipeline.operate.report import window_counts
+from birthday_pipeline.plan.planning import hourly_window, planning_zone, plan_window, unknown_zone_reason
+from birthday_pipeline.plan.sweep import late_window, sweep_late_window
+from birthday_pipeline.rules.calendar import celebrated_date, local_instant
+from birthday_pipeline.rules.timezones import zone_names
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.sweep import late_window, sweep_late_window
-from birthday_pipeline.timezones import zone_names
 from tools import local_postgres
 
 PAGE_DATABASE = "airflow_bench_page"

@@ -34,8 +34,8 @@ from benchmarks.history import bench_history
 from benchmarks.measure import percentile, timed, vacuum_analyze
 from benchmarks.sql import execute, load_sql
 from benchmarks.users import busiest_window, copy_users
-from birthday_pipeline.migrations import apply_migrations
-from birthday_pipeline.planning import ReleaseBatch, plan_window
+from birthday_pipeline.plan.planning import ReleaseBatch, plan_window
+from birthday_pipeline.schema.migrations import apply_migrations
 from birthday_pipeline.settings import Settings
 from tools import local_postgres
 

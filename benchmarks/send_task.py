@@ -64,8 +64,8 @@ def run_bare(batch: dict, in_flight: int) -> dict:
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
     from birthday_pipeline import runtime
-    from birthday_pipeline.occasions import BIRTHDAY
-    from birthday_pipeline.webhooks import request_body, request_headers
+    from birthday_pipeline.deliver.webhooks import request_body, request_headers
+    from birthday_pipeline.rules.occasions import BIRTHDAY
 
     connection = HttpAsyncHook.get_connection(WEBHOOK_CONN_ID)
     with closing(runtime.open_database(DB_CONN_ID)) as conn, conn.cursor() as cursor:

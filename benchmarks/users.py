@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from birthday_pipeline.planning import Window, window_slots
+from birthday_pipeline.plan.planning import Window, window_slots
 from birthday_pipeline.settings import Settings
 
 SEED = 20261215

@@ -28,7 +28,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from birthday_pipeline.occasions import occasion_names
+from birthday_pipeline.rules.occasions import occasion_names
 
 BIRTHDAY_DB_CONN_ID = "birthday_db"
 BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"

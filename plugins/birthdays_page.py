@@ -9,8 +9,8 @@ API answers 401 and the page sends the visitor to Airflow's login; a logged-in u
 403, and the page says so. There is no Swagger or ReDoc page: FastAPI's load their scripts from a CDN. Links
 work under an ``[api] base_url`` with a path.
 
-The figures come from ``birthday_pipeline.report`` over connection ``birthday_db``, through a small pool of
-connections per API server process (``birthday_pipeline.connection_pool``), named ``birthdays_page`` in
+The figures come from ``birthday_pipeline.operate.report`` over connection ``birthday_db``, through a small pool of
+connections per API server process (``birthday_pipeline.db.pool``), named ``birthdays_page`` in
 ``pg_stat_activity``.
 """
 
@@ -68,7 +68,7 @@ app = FastAPI(
 
 
 def _open_connection() -> Any:
-    from birthday_pipeline.database import name_session
+    from birthday_pipeline.db.connections import name_session
     from birthday_pipeline.runtime import open_database
 
     # A new hook for each new connection: a changed birthday_db connection is used from the next one opened.
@@ -79,7 +79,7 @@ def _open_connection() -> Any:
 
 @functools.cache
 def _pool() -> Any:
-    from birthday_pipeline.connection_pool import ConnectionPool
+    from birthday_pipeline.db.pool import ConnectionPool
 
     # Built by the first request a process serves (after the API server forked its workers). Two first
     # requests at once may build two pools; the one not kept has opened nothing.
@@ -87,7 +87,7 @@ def _pool() -> Any:
 
 
 def _database() -> Iterator[Any]:
-    from birthday_pipeline.connection_pool import PoolExhausted
+    from birthday_pipeline.db.pool import PoolExhausted
 
     pool = _pool()
     try:
@@ -111,7 +111,7 @@ def _settings() -> Any:
 
 
 def _zone(name: str) -> Any:
-    from birthday_pipeline.timezones import IANA_VERSION, UnknownTimeZoneError, load_zone
+    from birthday_pipeline.rules.timezones import IANA_VERSION, UnknownTimeZoneError, load_zone
 
     try:
         return load_zone(name)
@@ -166,7 +166,7 @@ def day(
     celebrated that date): counts per occasion and status, lateness of each delivery (seconds), deliveries per
     local hour, and the failed, invalid and expired notifications with their reason, attempts, last error and
     task log link."""
-    from birthday_pipeline.report import Day, day_report
+    from birthday_pipeline.operate.report import Day, day_report
 
     zone = _zone(tz)
     return day_report(conn, Day.of(day or datetime.now(zone).date(), zone), API_ROOT_PATH)
@@ -176,7 +176,7 @@ def day(
 def user(user_id: int = PathParameter(ge=SMALLEST_ID, le=LARGEST_ID, description="The user's id (a bigint)."),
          conn: Any = Depends(_database)) -> dict[str, Any]:
     """The user's next planned send per occasion (UTC and local) and their notifications, newest first."""
-    from birthday_pipeline.report import user_report
+    from birthday_pipeline.operate.report import user_report
 
     found = user_report(conn, user_id, _settings(), datetime.now(UTC), API_ROOT_PATH)
     if found is None:
@@ -189,8 +189,8 @@ def user(user_id: int = PathParameter(ge=SMALLEST_ID, le=LARGEST_ID, description
 def metrics(conn: Any = Depends(_database)) -> Response:
     """Counts per occasion and status of today and yesterday (UTC), today's delivery lateness quantiles, and
     the rows due but not sent with the age of the oldest, in Prometheus' text format, from the database."""
-    from birthday_pipeline.prometheus_text import CONTENT_TYPE, exposition
-    from birthday_pipeline.report import health
+    from birthday_pipeline.operate.prometheus_text import CONTENT_TYPE, exposition
+    from birthday_pipeline.operate.report import health
 
     return Response(exposition(health(conn, _settings())), media_type=CONTENT_TYPE)
 

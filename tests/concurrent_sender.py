@@ -15,8 +15,8 @@ from datetime import datetime
 
 import psycopg2
 
-from birthday_pipeline.delivery import Sender, deliver_batch
-from birthday_pipeline.planning import ReleaseBatch
+from birthday_pipeline.deliver.delivery import Sender, deliver_batch
+from birthday_pipeline.plan.planning import ReleaseBatch
 from birthday_pipeline.settings import Settings, variable_name
 from tests.integration.test_delivery import aiohttp_client
 

@@ -67,7 +67,7 @@ def insert_due_utc_users(db: Any, count: int) -> datetime:
 
 
 def insert_users(db: Any, users: Any) -> None:
-    """Insert ``birthday_pipeline.planning.User`` rows, with the dates of every occasion."""
+    """Insert ``birthday_pipeline.plan.planning.User`` rows, with the dates of every occasion."""
     with db.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO users (id, first_name, last_name, birthday, timezone, hired_on)"
@@ -82,7 +82,7 @@ def app_database_url() -> str:
     """The test application database, migrated once per session."""
     import psycopg2
 
-    from birthday_pipeline.migrations import apply_migrations
+    from birthday_pipeline.schema.migrations import apply_migrations
 
     url = os.environ["BIRTHDAY_TEST_DATABASE_URL"]
     conn = psycopg2.connect(url)

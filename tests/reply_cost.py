@@ -19,7 +19,7 @@ import airflow.providers.http.hooks.http  # noqa: F401
 import airflow.providers.postgres.hooks.postgres  # noqa: F401
 
 from birthday_pipeline import runtime
-from birthday_pipeline.planning import ReleaseBatch
+from birthday_pipeline.plan.planning import ReleaseBatch
 
 
 def peak_mib() -> float:

@@ -12,8 +12,8 @@ import random
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from birthday_pipeline.rules import local_instant
-from birthday_pipeline.timezones import load_zone
+from birthday_pipeline.rules.calendar import local_instant
+from birthday_pipeline.rules.timezones import load_zone
 
 ZONES = [
     "UTC", "Africa/Abidjan", "Atlantic/Reykjavik", "Europe/London", "Europe/Lisbon", "Europe/Paris",

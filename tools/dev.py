@@ -31,9 +31,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 
-from birthday_pipeline import migrations
+from birthday_pipeline.db.statements import load_sql
+from birthday_pipeline.schema import migrations
 from birthday_pipeline.settings import SETTINGS_VARIABLE, Settings
-from birthday_pipeline.statements import load_sql
 from tools.demo import demo_send_time, demo_users
 from tools.local_postgres import LOCAL_DIR, PROJECT_DIR, airflow_connection, ensure_database, server_url, sqlalchemy_url
 

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from birthday_pipeline.webhooks import verify
+from birthday_pipeline.deliver.webhooks import verify
 
 SECRET_ENV = "BIRTHDAY_WEBHOOK_SECRET"
 TOLERANCE_SECONDS = 5 * 60

@@ -12,16 +12,16 @@ from contextlib import asynccontextmanager, closing
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from birthday_pipeline import alerts, metrics
-from birthday_pipeline.claims import TaskRef
-from birthday_pipeline.delivery import DeliverySummary, RetryableDeliveryError, Sender, deliver_batch, listed
-from birthday_pipeline.fanout import Post, Reply
-from birthday_pipeline.occasions import OCCASIONS, date_columns, occasion_named
-from birthday_pipeline.planning import ReleaseBatch, Upserted, Window, hourly_window, plan_window
-from birthday_pipeline.redaction import describe_failure, endpoint_of
+from birthday_pipeline.deliver.claims import TaskRef
+from birthday_pipeline.deliver.delivery import DeliverySummary, RetryableDeliveryError, Sender, deliver_batch, listed
+from birthday_pipeline.deliver.fanout import Post, Reply
+from birthday_pipeline.deliver.redaction import describe_failure, endpoint_of
+from birthday_pipeline.deliver.webhooks import InvalidSecretError, failure_reason, is_success, signing_key
+from birthday_pipeline.operate import alerts, metrics
+from birthday_pipeline.plan.planning import ReleaseBatch, Upserted, Window, hourly_window, plan_window
+from birthday_pipeline.plan.sweep import late_window, sweep_late_window
+from birthday_pipeline.rules.occasions import OCCASIONS, date_columns, occasion_named
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.sweep import late_window, sweep_late_window
-from birthday_pipeline.webhooks import InvalidSecretError, failure_reason, is_success, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def check_schema(db_conn_id: str) -> dict[str, str]:
     code needs and the users relation has the columns the pipeline reads (one cheap query)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from birthday_pipeline.migrations import needed_version, schema_problems
+    from birthday_pipeline.schema.migrations import needed_version, schema_problems
 
     relation = read_settings().users_relation
     with closing(open_database(db_conn_id)) as conn:
@@ -88,7 +88,7 @@ def migrate(conn_id: str, *, apply: bool) -> dict[str, Any]:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from birthday_pipeline.migrations import ChangedMigrationError, describe, migrate_connection
+    from birthday_pipeline.schema.migrations import ChangedMigrationError, describe, migrate_connection
 
     try:
         before, ran = migrate_connection(conn_id, apply=apply)
@@ -226,7 +226,7 @@ def summarize_sweep(db_conn_id: str, now: datetime, alerts_conn_id: str | None =
 
 def _summarize(what: str, db_conn_id: str, window: Window, settings: Settings, alerts_conn_id: str | None,
                late_check_at: datetime | None = None) -> dict[str, dict[str, int]]:
-    from birthday_pipeline.report import summary_lines, window_counts
+    from birthday_pipeline.operate.report import summary_lines, window_counts
 
     send = _alert_sender(alerts_conn_id)
     with closing(open_database(db_conn_id)) as conn:
@@ -313,7 +313,7 @@ def _email_alert(conn_id: str, recipients: str | list[str], alert: alerts.Alert)
                              html_content=f"<pre>{html.escape(alert.text)}</pre>")
 def retention(db_conn_id: str, now: datetime) -> dict[str, int]:
     """Delete the history past its keep period as of ``now`` (the run's date); log and return the counts."""
-    from birthday_pipeline.retention import delete_old_history
+    from birthday_pipeline.operate.retention import delete_old_history
 
     settings = read_settings()
     with closing(open_database(db_conn_id)) as conn:
@@ -334,8 +334,8 @@ def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webh
 
     Fails like a send task when a re-sent notification fails, after recording it.
     """
-    from birthday_pipeline.resend import ResendRequest
-    from birthday_pipeline.resend import resend as resend_notifications
+    from birthday_pipeline.operate.resend import ResendRequest
+    from birthday_pipeline.operate.resend import resend as resend_notifications
 
     settings = read_settings()
     request = ResendRequest(

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from datetime import time
 from typing import Any, TypeVar
 
-from birthday_pipeline.rules import Feb29Rule
-from birthday_pipeline.timezones import UnknownTimeZoneError, load_zone
+from birthday_pipeline.rules.calendar import Feb29Rule
+from birthday_pipeline.rules.timezones import UnknownTimeZoneError, load_zone
 
 VariableLookup = Callable[[str], "str | None"]
 T = TypeVar("T")

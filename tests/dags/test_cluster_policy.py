@@ -24,7 +24,7 @@ def test_the_sending_tasks_and_only_they_run_in_the_pool(tmp_path: Path) -> None
     settings.mkdir()
     # What docs/deploy.md has a deployment put in its airflow_local_settings.py.
     (settings / "airflow_local_settings.py").write_text(
-        "from birthday_pipeline.cluster_policy import task_policy  # noqa: F401\n", encoding="utf-8")
+        "from birthday_pipeline.edge.cluster_policy import task_policy  # noqa: F401\n", encoding="utf-8")
     loaded = subprocess.run(
         [sys.executable, "-c", LOAD, str(DAGS_DIR)],
         env={**os.environ, "AIRFLOW_HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120, check=False)

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from birthday_pipeline.planning import User
+from birthday_pipeline.plan.planning import User
 from tests.conftest import WEBHOOK_SECRET, insert_users
 from tests.statsd_listener import Metric, StatsdListener
 from tests.webhook_receiver import Answer, WebhookReceiver

@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from birthday_pipeline.blanks import blank_characters
-from birthday_pipeline.planning import MAX_NAME_LENGTH, User, Window, plan_user, plan_window
+from birthday_pipeline.plan.planning import MAX_NAME_LENGTH, User, Window, plan_user, plan_window
+from birthday_pipeline.rules.blanks import blank_characters
+from birthday_pipeline.rules.timezones import zone_names
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.timezones import zone_names
 from tests.conftest import insert_users
 
 HOSTILE_FIRST = "Robert'); DROP TABLE users;--"
@@ -93,7 +93,7 @@ def test_a_sweep_plans_and_sends_the_good_rows_and_explains_the_bad_ones(db, web
 
 # Users born on the days around 1 March in any year (future ones included), in any zone or none, with
 # zone names mangled the ways people mangle them, and names of any text PostgreSQL can store; names of blank
-# characters alone (birthday_pipeline.blanks) are drawn as often as any other text.
+# characters alone (birthday_pipeline.rules.blanks) are drawn as often as any other text.
 WINDOW = Window(datetime(2027, 2, 27, 12, tzinfo=UTC), datetime(2027, 3, 2, 12, tzinfo=UTC))
 ZONES = sorted(zone_names())
 TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=MAX_NAME_LENGTH + 4)

@@ -29,7 +29,7 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from birthday_pipeline.planning import User
+from birthday_pipeline.plan.planning import User
 from plugins.birthdays_page import APPLICATION_NAME, POOL_SIZE
 from tests.auth_manager import HIDDEN_DAGS_ENV
 from tests.chromium import Page, headless_chromium

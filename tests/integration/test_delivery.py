@@ -13,7 +13,7 @@ import pytest
 from psycopg2 import sql
 
 from tests.conftest import WEBHOOK_SECRET as SECRET
-from birthday_pipeline.webhooks import verify
+from birthday_pipeline.deliver.webhooks import verify
 
 
 def now() -> datetime:
@@ -217,7 +217,7 @@ def test_a_user_deleted_or_changed_after_planning_is_not_sent_at_the_old_instant
     instant = (now() - timedelta(seconds=30)).replace(microsecond=0)
     born = instant.date().replace(year=1990)
     add_users(db, [(user_id, "F", "L", born, "UTC") for user_id in (1, 2, 3, 4)])
-    from birthday_pipeline.planning import Window, plan_window
+    from birthday_pipeline.plan.planning import Window, plan_window
     from birthday_pipeline.settings import Settings
 
     settings = Settings(send_local_time=instant.time())
@@ -228,8 +228,8 @@ def test_a_user_deleted_or_changed_after_planning_is_not_sent_at_the_old_instant
         cursor.execute("UPDATE users SET birthday = birthday + 1 WHERE id = 3")
     db.commit()
     # Only the send half of the hourly run: its plan would re-plan the changed users itself.
-    from birthday_pipeline.delivery import deliver_batch
-    from birthday_pipeline.planning import ReleaseBatch
+    from birthday_pipeline.deliver.delivery import deliver_batch
+    from birthday_pipeline.plan.planning import ReleaseBatch
 
     with db.cursor() as cursor:
         cursor.execute("SELECT min(id), max(id) FROM notifications")
@@ -247,7 +247,7 @@ def test_a_user_deleted_or_changed_after_planning_is_not_sent_at_the_old_instant
         (4, "sent", instant.date(), instant),
     ]
     # Once the row is due for the sweep, the sweep cancels it rather than leave it to expire.
-    from birthday_pipeline.sweep import sweep_late_window
+    from birthday_pipeline.plan.sweep import sweep_late_window
 
     swept = sweep_late_window(db, instant + timedelta(seconds=settings.sweep_grace_seconds + 1), settings)
     assert swept.orphans_cancelled == 1
@@ -260,7 +260,7 @@ def aiohttp_client(url: str):
 
     import aiohttp
 
-    from birthday_pipeline.fanout import Reply
+    from birthday_pipeline.deliver.fanout import Reply
 
     @asynccontextmanager
     async def open_client():
@@ -280,15 +280,15 @@ def sender_for(webhook, database_url: str, settings, connect=None):
     """What ``deliver_batch`` sends with outside Airflow: psycopg2 connections and a plain aiohttp client."""
     import psycopg2
 
-    from birthday_pipeline.delivery import Sender
+    from birthday_pipeline.deliver.delivery import Sender
 
     return Sender(connect=connect or (lambda: psycopg2.connect(database_url)), open_client=aiohttp_client(webhook.url),
                   settings=settings, endpoint=webhook.url)
 
 
 def test_a_batch_woken_early_still_waits_for_its_instant(db, webhook, app_database_url) -> None:
-    from birthday_pipeline.delivery import deliver_batch
-    from birthday_pipeline.planning import ReleaseBatch
+    from birthday_pipeline.deliver.delivery import deliver_batch
+    from birthday_pipeline.plan.planning import ReleaseBatch
     from birthday_pipeline.settings import Settings
 
     instant = (now() + timedelta(seconds=2)).replace(microsecond=0)
@@ -350,8 +350,8 @@ def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, 
     import threading
 
     connect = importlib.import_module(driver).connect
-    from birthday_pipeline.delivery import deliver_batch
-    from birthday_pipeline.planning import ReleaseBatch
+    from birthday_pipeline.deliver.delivery import deliver_batch
+    from birthday_pipeline.plan.planning import ReleaseBatch
     from birthday_pipeline.settings import Settings
 
     instant = (now() - timedelta(seconds=1)).replace(microsecond=0)
@@ -402,9 +402,9 @@ def test_a_batch_whose_lease_runs_out_stops_sending_and_records_what_it_sent(db,
 
     import psycopg2
 
-    from birthday_pipeline.delivery import deliver_batch
-    from birthday_pipeline.lease import LeaseLostError
-    from birthday_pipeline.planning import ReleaseBatch
+    from birthday_pipeline.deliver.delivery import deliver_batch
+    from birthday_pipeline.deliver.lease import LeaseLostError
+    from birthday_pipeline.plan.planning import ReleaseBatch
     from birthday_pipeline.settings import Settings
 
     instant = (now() - timedelta(seconds=1)).replace(microsecond=0)

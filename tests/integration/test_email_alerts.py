@@ -12,7 +12,7 @@ from email.message import Message
 import pytest
 from aiosmtpd.controller import Controller
 
-from birthday_pipeline.planning import User
+from birthday_pipeline.plan.planning import User
 from tests.conftest import insert_users
 from tests.real_services import free_port
 

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from birthday_pipeline.delivery import deliver_batch
-from birthday_pipeline.planning import ReleaseBatch
+from birthday_pipeline.deliver.delivery import deliver_batch
+from birthday_pipeline.deliver.webhooks import failure_reason
+from birthday_pipeline.plan.planning import ReleaseBatch
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.webhooks import failure_reason
 from tests.conftest import insert_due_utc_users
 from tests.integration.test_delivery import sender_for
 from tests.webhook_receiver import Answer

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from birthday_pipeline.planning import User, Window, plan_user
+from birthday_pipeline.plan.planning import User, Window, plan_user
 from birthday_pipeline.settings import Settings
 from tests.conftest import insert_users
 

@@ -12,7 +12,7 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
-from birthday_pipeline.webhooks import request_body, request_headers
+from birthday_pipeline.deliver.webhooks import request_body, request_headers
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

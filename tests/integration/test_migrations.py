@@ -17,8 +17,8 @@ import psycopg
 import psycopg2
 import pytest
 
-from birthday_pipeline import migrations
-from birthday_pipeline.migrations import (
+from birthday_pipeline.schema import migrations
+from birthday_pipeline.schema.migrations import (
     ChangedMigrationError,
     MigrationError,
     apply_migrations,
@@ -63,7 +63,7 @@ def recorded(conn: Any) -> dict[str, str | None]:
 def test_a_fresh_database_gets_every_migration_once_and_says_so(conn) -> None:
     assert schema_problems(conn, RELATION, ["hired_on"]) == [
         f"birthday_db has no migrations of this pipeline (no table birthday_schema_migrations), this code needs "
-        f"{SHIPPED[-1][:4]}: trigger birthday_migrate (or run `python -m birthday_pipeline.migrations apply`)"]
+        f"{SHIPPED[-1][:4]}: trigger birthday_migrate (or run `python -m birthday_pipeline.schema.migrations apply`)"]
     assert apply_migrations(conn) == SHIPPED
     assert recorded(conn) == dict.fromkeys(SHIPPED)
     assert apply_migrations(conn) == []

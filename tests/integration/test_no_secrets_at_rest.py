@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 
 from birthday_pipeline import runtime
-from birthday_pipeline.delivery import RetryableDeliveryError
-from birthday_pipeline.planning import ReleaseBatch
+from birthday_pipeline.deliver.delivery import RetryableDeliveryError
+from birthday_pipeline.plan.planning import ReleaseBatch
 from tests.conftest import insert_due_utc_users
 
 

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from birthday_pipeline.occasions import OCCASIONS, WORK_ANNIVERSARY, date_columns, occasion_named
-from birthday_pipeline.planning import User, Window, plan_user
+from birthday_pipeline.plan.planning import User, Window, plan_user
+from birthday_pipeline.rules.occasions import OCCASIONS, WORK_ANNIVERSARY, date_columns, occasion_named
 from birthday_pipeline.settings import Settings
 from tests.conftest import insert_users
 

@@ -16,13 +16,13 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from birthday_pipeline.claims import claim_batch
-from birthday_pipeline.occasions import BIRTHDAY
-from birthday_pipeline.planning import Window, plan_window
-from birthday_pipeline.report import user_report
-from birthday_pipeline.resend import ResendRequest, resend
+from birthday_pipeline.deliver.claims import claim_batch
+from birthday_pipeline.operate.report import user_report
+from birthday_pipeline.operate.resend import ResendRequest, resend
+from birthday_pipeline.plan.planning import Window, plan_window
+from birthday_pipeline.plan.sweep import sweep_late_window
+from birthday_pipeline.rules.occasions import BIRTHDAY
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.sweep import sweep_late_window
 
 SCHEMA, TABLE = "team %(x)s", 'odd%users "quoted" name'
 SETTING = '"team %(x)s"."odd%users ""quoted"" name"'

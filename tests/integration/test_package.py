@@ -46,7 +46,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_holds_the_code_and_every_sql_file_and_nothing_else(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     sql_files = {f"birthday_pipeline/sql/{path.relative_to(SQL_DIR).as_posix()}" for path in SQL_DIR.rglob("*.sql")}
-    modules = {f"birthday_pipeline/{path.name}" for path in CODE_DIR.glob("*.py")}
+    modules = {f"birthday_pipeline/{path.relative_to(CODE_DIR).as_posix()}" for path in CODE_DIR.rglob("*.py")}
     assert sql_files and sql_files <= names, sorted(sql_files - names)
     assert modules <= names, sorted(modules - names)
     code = {name for name in names if ".dist-info/" not in name}
@@ -86,8 +86,8 @@ for name in modules:
 spec = importlib.util.spec_from_file_location("birthdays_page", Path(sys.argv[3]) / "birthdays_page.py")
 plugin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(plugin)
-from birthday_pipeline.statements import load_sql
-from birthday_pipeline.migrations import pending_migrations
+from birthday_pipeline.db.statements import load_sql
+from birthday_pipeline.schema.migrations import pending_migrations
 ours = [module.__file__ for module in list(sys.modules.values())
         if getattr(module, "__file__", None) and module.__name__.split(".")[0] in ("birthday_pipeline", "birthdays_page")]
 print(json.dumps({
@@ -129,7 +129,7 @@ def test_dags_and_plugins_load_with_only_the_wheel_away_from_the_checkout(wheel:
     result = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert result["import_errors"] == {}
     assert set(result["dag_ids"]) == EXPECTED_DAG_IDS
-    assert {f"birthday_pipeline.{path.stem}" for path in CODE_DIR.glob("*.py") if path.stem != "__init__"} | {
+    assert {_module_name(path) for path in CODE_DIR.rglob("*.py") if path != CODE_DIR / "__init__.py"} | {
         "birthday_pipeline.sql"
     } == set(
         result["modules"]
@@ -138,6 +138,12 @@ def test_dags_and_plugins_load_with_only_the_wheel_away_from_the_checkout(wheel:
     assert result["sql"] == "--"
     assert result["migrations"] == len(list((SQL_DIR / "migrations").glob("*.sql")))
     assert result["plugin"] == "birthdays_page"
+
+
+def _module_name(path: Path) -> str:
+    """The dotted name of the module (or, for an ``__init__.py``, the subpackage) at ``path`` under CODE_DIR."""
+    parts = path.relative_to(CODE_DIR).with_suffix("").parts
+    return ".".join(("birthday_pipeline", *(parts[:-1] if parts[-1] == "__init__" else parts)))
 
 
 def _metadata(wheel: Path) -> str:
@@ -158,7 +164,7 @@ import birthday_pipeline
 for info in pkgutil.walk_packages(birthday_pipeline.__path__, "birthday_pipeline."):
     importlib.import_module(info.name)
 import psycopg2
-from birthday_pipeline.database import dict_cursor
+from birthday_pipeline.db.connections import dict_cursor
 with psycopg2.connect(sys.argv[1]) as conn, dict_cursor(conn) as cursor:
     cursor.execute("SELECT 1 AS one")
     print(cursor.fetchone()["one"], "psycopg" in sys.modules)

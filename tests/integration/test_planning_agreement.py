@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from birthday_pipeline.planning import User, Window, plan_user, plan_window
-from birthday_pipeline.rules import Feb29Rule
+from birthday_pipeline.plan.planning import User, Window, plan_user, plan_window
+from birthday_pipeline.rules.calendar import Feb29Rule
+from birthday_pipeline.rules.timezones import zone_names
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.timezones import zone_names
 from tests.conftest import insert_users
 
 SPAN = Window(datetime(2026, 12, 30, 17, 11, tzinfo=UTC), datetime(2029, 1, 2, 7, tzinfo=UTC))

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from birthday_pipeline.occasions import BIRTHDAY
-from birthday_pipeline.planning import User
-from birthday_pipeline.resend import ResendRequest, resend
+from birthday_pipeline.operate.resend import ResendRequest, resend
+from birthday_pipeline.plan.planning import User
+from birthday_pipeline.rules.occasions import BIRTHDAY
 from birthday_pipeline.settings import Settings
 from tests.conftest import insert_users
 
@@ -74,7 +74,7 @@ def test_a_dry_run_by_default_logs_what_would_be_sent_and_sends_nothing(db, webh
     assert state(db) == before
     assert result.delivery is None
     assert result.counts() == {"send": 2, "resend with a new webhook-id": 0, "refuse": 2}
-    messages = [record.getMessage() for record in caplog.records if record.name == "birthday_pipeline.resend"]
+    messages = [record.getMessage() for record in caplog.records if record.name == "birthday_pipeline.operate.resend"]
     failed_id, failed_webhook = rows["failed"]
     sent_id, sent_webhook = rows["sent"]
     assert (f"Dry run, would send user 2 notification {failed_id}, instant {INSTANT.isoformat()}, "
@@ -127,7 +127,7 @@ def test_a_refused_resend_fails_the_run_after_recording_the_attempt(db, webhook,
 
 
 def test_a_retried_forced_resend_does_not_send_what_this_request_sent_already() -> None:
-    from birthday_pipeline.resend import Action, LookedUp, decide
+    from birthday_pipeline.operate.resend import Action, LookedUp, decide
 
     requested_at = datetime(2026, 3, 10, 12, tzinfo=UTC)
     request = ResendRequest([1], BIRTHDAY, date(2026, 3, 10), dry_run=False, force=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import psycopg2
 
-from birthday_pipeline.planning import ReleaseBatch, Window, upsert_window
-from birthday_pipeline.retention import delete_old_history
+from birthday_pipeline.operate.retention import delete_old_history
+from birthday_pipeline.plan.planning import ReleaseBatch, Window, upsert_window
 from birthday_pipeline.settings import Settings
 
 OLD_ROWS = 24_000  # notifications celebrated 500 days ago, one attempt each

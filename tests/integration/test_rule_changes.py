@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from birthday_pipeline.planning import User, Window, plan_window
-from birthday_pipeline.rules import Feb29Rule, local_instant
+from birthday_pipeline.plan.planning import User, Window, plan_window
+from birthday_pipeline.rules.calendar import Feb29Rule, local_instant
+from birthday_pipeline.rules.timezones import load_zone
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.timezones import load_zone
 from tests.conftest import insert_users
 
 FEB_28 = datetime(2026, 2, 28, 9, tzinfo=UTC)  # 2026 has no 29 February

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from birthday_pipeline import runtime
-from birthday_pipeline.alerts import Alert
-from birthday_pipeline.report import Day, day_report, user_report
+from birthday_pipeline.operate.alerts import Alert
+from birthday_pipeline.operate.report import Day, day_report, user_report
 from birthday_pipeline.settings import Settings
 from tests.conftest import insert_due_utc_users
 from tests.hostile_endpoint import HANG, MALFORMED, RESET, HostileEndpoint, closed_port

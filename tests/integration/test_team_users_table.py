@@ -24,12 +24,12 @@ import psycopg2
 from psycopg2 import sql
 import pytest
 
-from birthday_pipeline.migrations import apply_migrations, shipped_migrations
-from birthday_pipeline.occasions import BIRTHDAY
-from birthday_pipeline.planning import Window, _upsert_parameters, upsert_statement, window_slots
-from birthday_pipeline.rules import local_instant
+from birthday_pipeline.plan.planning import Window, _upsert_parameters, upsert_statement, window_slots
+from birthday_pipeline.rules.calendar import local_instant
+from birthday_pipeline.rules.occasions import BIRTHDAY
+from birthday_pipeline.rules.timezones import load_zone
+from birthday_pipeline.schema.migrations import apply_migrations, shipped_migrations
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.timezones import load_zone
 from tests.real_services import get, login, plugin_api_server
 from tools.local_postgres import airflow_connection, database_url, fresh_database
 

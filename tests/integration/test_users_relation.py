@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
 
-from birthday_pipeline.occasions import BIRTHDAY
-from birthday_pipeline.planning import (
+from birthday_pipeline.rules.occasions import BIRTHDAY
+from birthday_pipeline.plan.planning import (
     User,
     Window,
     before_first_date_reason,
@@ -27,10 +27,10 @@ from birthday_pipeline.planning import (
     not_unique_reason,
     plan_user,
 )
-from birthday_pipeline.rules import local_instant
+from birthday_pipeline.deliver.webhooks import render_message
+from birthday_pipeline.rules.calendar import local_instant
+from birthday_pipeline.rules.timezones import load_zone, zone_names
 from birthday_pipeline.settings import Relation, Settings
-from birthday_pipeline.timezones import load_zone, zone_names
-from birthday_pipeline.webhooks import render_message
 
 TEAM_SCHEMA = """
 DROP VIEW IF EXISTS team_users;
@@ -291,8 +291,8 @@ def test_the_reproduction_sends_to_everyone_else(db, webhook, team_view, dags, m
 def test_a_user_repeated_after_planning_is_not_sent(db, webhook, team_view, app_database_url) -> None:
     """A second, different row for a claimed user's id makes the claimed row invalid in the send task's re-check,
     instead of sending either of the two."""
-    from birthday_pipeline.delivery import deliver_batch
-    from birthday_pipeline.planning import ReleaseBatch, plan_window
+    from birthday_pipeline.deliver.delivery import deliver_batch
+    from birthday_pipeline.plan.planning import ReleaseBatch, plan_window
     from tests.integration.test_delivery import sender_for
 
     run = Run.now_()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from birthday_pipeline.blanks import BLANK_PLANES, blank_characters, strip_blanks
+from birthday_pipeline.rules.blanks import BLANK_PLANES, blank_characters, strip_blanks
 
 
 def test_no_plane_left_out_of_the_scan_holds_a_blank_character() -> None:

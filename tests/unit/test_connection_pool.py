@@ -8,7 +8,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from birthday_pipeline.connection_pool import ConnectionPool, PoolExhausted
+from birthday_pipeline.db.pool import ConnectionPool, PoolExhausted
 
 
 class FakeConnection:

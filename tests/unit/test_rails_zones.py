@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from birthday_pipeline.planning import User, Window, invalid_reason, plan_user, planning_zone
-from birthday_pipeline.rails_zones import RAILS_ZONES
-from birthday_pipeline.rules import local_instant
+from birthday_pipeline.plan.planning import User, Window, invalid_reason, plan_user, planning_zone
+from birthday_pipeline.rules.calendar import local_instant
+from birthday_pipeline.rules.rails_zones import RAILS_ZONES
+from birthday_pipeline.rules.timezones import iana_name, load_zone, tz_database_names, zone_names
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.timezones import iana_name, load_zone, tz_database_names, zone_names
 
 
 def test_every_rails_name_is_a_zone_of_the_pinned_tz_database() -> None:

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 import requests
 
-from birthday_pipeline.redaction import describe_failure
+from birthday_pipeline.deliver.redaction import describe_failure
 
 SECRET_URL = "https://hook:s3cret@hooks.slack.com/services/T000/B000/s3cret?token=s3cret"
 

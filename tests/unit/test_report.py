@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from birthday_pipeline.planning import Window
-from birthday_pipeline.report import Day, summary_lines
-from birthday_pipeline.timezones import load_zone
+from birthday_pipeline.operate.report import Day, summary_lines
+from birthday_pipeline.plan.planning import Window
+from birthday_pipeline.rules.timezones import load_zone
 
 
 def test_one_summary_line_per_occasion_with_the_counts_that_are_not_zero() -> None:

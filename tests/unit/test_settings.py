@@ -8,7 +8,7 @@ from datetime import time
 
 import pytest
 
-from birthday_pipeline.rules import Feb29Rule
+from birthday_pipeline.rules.calendar import Feb29Rule
 from birthday_pipeline.settings import Relation, Settings, SettingsError
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from hypothesis import given, strategies as st
 
-from birthday_pipeline.webhooks import (
+from birthday_pipeline.deliver.webhooks import (
     InvalidSecretError,
     failure_reason,
     is_retryable,

@@ -1,6 +1,6 @@
 -- Upsert one notification of one occasion per user whose send instant lies in the window being planned.
 -- The source_date placeholder is the occasion's date column (u.birthday, u.hired_on, ...), composed from the registry in
--- include/birthday_pipeline/occasions.py; users without that date have no such occasion. The users placeholder is the
+-- include/birthday_pipeline/rules/occasions.py; users without that date have no such occasion. The users placeholder is the
 -- users relation (birthday_users_relation), a composed identifier.
 -- The slot arrays describe the window: for each zone, the local date whose send time falls inside it, the birth
 -- month-days celebrated that day and the instant, all computed in Python from the pinned tz database.
@@ -9,7 +9,7 @@
 -- (planning.not_unique_reason), then the checks in the order and with the words of planning.invalid_reason:
 -- unknown zone (naming the zone it likely meant, echoing at most max_zone_shown characters), no name, a name too
 -- long for a message, a date before year 1, an occasion date not in the past. Blank means the characters of the
--- blanks parameter, the string birthday_pipeline.blanks builds and Python strips too.
+-- blanks parameter, the string birthday_pipeline.rules.blanks builds and Python strips too.
 -- A user has one notification per occasion and year (notifications_user_occasion_year_key). When a rule or the
 -- user's data moved the celebrated date or the instant, that row is re-planned if it was never sent: scheduled,
 -- invalid, or cancelled (its date had been removed), or expired at a date that is no longer the one celebrated.

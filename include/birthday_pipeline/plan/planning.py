@@ -15,13 +15,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from birthday_pipeline.blanks import blank_characters, strip_blanks
-from birthday_pipeline.database import dict_cursor
-from birthday_pipeline.occasions import BIRTHDAY, OCCASIONS, Occasion, date_columns, occasion_names
-from birthday_pipeline.rules import birth_month_days, celebrated_date, local_dates_around, local_instant
+from birthday_pipeline.db.connections import dict_cursor
+from birthday_pipeline.db.statements import compose, load_sql
+from birthday_pipeline.rules.blanks import blank_characters, strip_blanks
+from birthday_pipeline.rules.calendar import birth_month_days, celebrated_date, local_dates_around, local_instant
+from birthday_pipeline.rules.occasions import BIRTHDAY, OCCASIONS, Occasion, date_columns, occasion_names
+from birthday_pipeline.rules.timezones import load_zone, zone_names
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import compose, load_sql
-from birthday_pipeline.timezones import load_zone, zone_names
 
 SCHEDULED = "scheduled"
 INVALID = "invalid"

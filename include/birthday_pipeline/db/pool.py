@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from birthday_pipeline.database import CONNECTION_LOST
-from birthday_pipeline.statements import load_sql
+from birthday_pipeline.db.connections import CONNECTION_LOST
+from birthday_pipeline.db.statements import load_sql
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extras
 
-from birthday_pipeline.statements import load_sql
+from birthday_pipeline.db.statements import load_sql
 
 try:
     import psycopg

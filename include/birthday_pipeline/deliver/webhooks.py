@@ -11,7 +11,7 @@ import hmac
 import json
 from datetime import UTC, date, datetime, timedelta
 
-from birthday_pipeline.blanks import strip_blanks
+from birthday_pipeline.rules.blanks import strip_blanks
 
 SECRET_PREFIX = "whsec_"
 
@@ -33,7 +33,7 @@ _STRIPPED_FROM_NAMES = dict.fromkeys(
 
 def message_name(first_name: str, last_name: str) -> str:
     """The name a message greets: first and last name without control characters, blanks
-    (``birthday_pipeline.blanks``) trimmed, joined by a space."""
+    (``birthday_pipeline.rules.blanks``) trimmed, joined by a space."""
     parts = (strip_blanks(part.translate(_STRIPPED_FROM_NAMES)) for part in (first_name, last_name))
     return " ".join(part for part in parts if part)
 

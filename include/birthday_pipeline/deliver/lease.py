@@ -23,8 +23,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from birthday_pipeline.database import CONNECTION_LOST, ReopeningConnection
-from birthday_pipeline.statements import load_sql
+from birthday_pipeline.db.connections import CONNECTION_LOST, ReopeningConnection
+from birthday_pipeline.db.statements import load_sql
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Migrate the pipeline's database and say where it stands: the SQL files of ``include/sql/migrations/``.
 
-One runner for every caller: the ``birthday_migrate`` DAG, ``python -m birthday_pipeline.migrations`` (the
+One runner for every caller: the ``birthday_migrate`` DAG, ``python -m birthday_pipeline.schema.migrations`` (the
 console script ``birthday-pipeline-migrate``), ``make migrate``, docker compose and the test fixtures.
 
 - Files run once each, in name order; numbers may have gaps, and a file merged later with a lower number
@@ -37,9 +37,9 @@ from datetime import datetime
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from birthday_pipeline.database import dict_cursor
+from birthday_pipeline.db.connections import dict_cursor
+from birthday_pipeline.db.statements import SQL_DIR, compose, load_sql
 from birthday_pipeline.settings import Relation
-from birthday_pipeline.statements import SQL_DIR, compose, load_sql
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +383,7 @@ def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[
                 raise
             conn.rollback()
             return [f"birthday_db has no migrations of this pipeline (no table {TABLE}), this code needs {needed}: "
-                    "trigger birthday_migrate (or run `python -m birthday_pipeline.migrations apply`)"]
+                    "trigger birthday_migrate (or run `python -m birthday_pipeline.schema.migrations apply`)"]
         found = cursor.fetchone()
     conn.rollback()
     problems = []
@@ -397,7 +397,7 @@ def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[
     changed = [m.name for m in migrations if recorded.get(m.name) not in (None, m.checksum)]
     if changed:
         problems.append(f"birthday_db applied {', '.join(changed)} from a file other than the one this code ships: "
-                        "an applied migration must never change (see `python -m birthday_pipeline.migrations status`)")
+                        "an applied migration must never change (see `python -m birthday_pipeline.schema.migrations status`)")
     problems.extend(_users_problems(users_relation, date_columns, found["users_found"], found["users_readable"],
                                     dict(zip(found["users_columns"], found["users_types"], strict=True))))
     return problems
@@ -459,7 +459,7 @@ def migrate_connection(conn_id: str, *, apply: bool) -> tuple[Status, list[str]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m birthday_pipeline.migrations {status,apply} [--conn-id birthday_db]``; prints to stdout."""
+    """``python -m birthday_pipeline.schema.migrations {status,apply} [--conn-id birthday_db]``; prints to stdout."""
     parser = argparse.ArgumentParser(prog="birthday-pipeline-migrate",
                                      description="List or apply the birthday pipeline's migrations on the database "
                                                  "an Airflow connection names.")

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from birthday_pipeline.delivery import DeliverySummary
+    from birthday_pipeline.deliver.delivery import DeliverySummary
 
 PREFIX = "birthday_pipeline"
 # Notification counters, each per occasion: ``birthday_pipeline.notifications.<status>.<occasion>``.

@@ -16,13 +16,13 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from birthday_pipeline.claims import claim_rows
-from birthday_pipeline.database import dict_cursor
-from birthday_pipeline.delivery import DeliverySummary, Sender, deliver_claimed
-from birthday_pipeline.fanout import utc_now
-from birthday_pipeline.occasions import Occasion
+from birthday_pipeline.db.connections import dict_cursor
+from birthday_pipeline.db.statements import compose
+from birthday_pipeline.deliver.claims import claim_rows
+from birthday_pipeline.deliver.delivery import DeliverySummary, Sender, deliver_claimed
+from birthday_pipeline.deliver.fanout import utc_now
+from birthday_pipeline.rules.occasions import Occasion
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import compose
 
 log = logging.getLogger(__name__)
 

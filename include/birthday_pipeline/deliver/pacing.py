@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from birthday_pipeline.database import ReopeningConnection, dict_cursor
-from birthday_pipeline.statements import load_sql
+from birthday_pipeline.db.connections import ReopeningConnection, dict_cursor
+from birthday_pipeline.db.statements import load_sql
 
 
 async def sleep_until(instant: datetime, clock: Callable[[], datetime]) -> None:

@@ -12,11 +12,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from birthday_pipeline.claims import due_parameters
-from birthday_pipeline.database import dict_cursor
-from birthday_pipeline.planning import ReleaseBatch, Upserted, Window, upsert_window
+from birthday_pipeline.db.connections import dict_cursor
+from birthday_pipeline.db.statements import compose, load_sql
+from birthday_pipeline.deliver.claims import due_parameters
+from birthday_pipeline.plan.planning import ReleaseBatch, Upserted, Window, upsert_window
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import compose, load_sql
 
 
 @dataclasses.dataclass(frozen=True)

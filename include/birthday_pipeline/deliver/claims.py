@@ -1,7 +1,7 @@
 """Claiming: take a batch's due rows under a claim token, and re-check each claimed row against its user.
 
 A claim moves due rows to ``sending`` under a fresh token, in one transaction with the lease that keeps it
-alive (``birthday_pipeline.lease``); every later update of those rows is guarded by the token, so a task
+alive (``birthday_pipeline.deliver.lease``); every later update of those rows is guarded by the token, so a task
 that lost its claim, or a second copy of the same task, cannot overwrite a newer one. The re-check then
 holds each claimed row to the rules and the user's data as they are now: a row whose date or instant moved
 (a rule changed, the user moved zone or changed the date) is re-planned, one whose user can no longer be
@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from birthday_pipeline.database import dict_cursor, is_psycopg3
-from birthday_pipeline.occasions import date_columns, occasion_named, occasion_names, source_dates
-from birthday_pipeline.planning import INVALID, SCHEDULED, ReleaseBatch, User, not_unique_reason, plan_occasion
+from birthday_pipeline.db.connections import dict_cursor, is_psycopg3
+from birthday_pipeline.db.statements import compose, load_sql
+from birthday_pipeline.plan.planning import INVALID, SCHEDULED, ReleaseBatch, User, not_unique_reason, plan_occasion
+from birthday_pipeline.rules.occasions import date_columns, occasion_named, occasion_names, source_dates
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import compose, load_sql
 
 CANCELLED = "cancelled"
 
@@ -87,7 +87,7 @@ class Claim:
 
 
 def open_lease(conn: Any, token: uuid.UUID, lease_seconds: int, task: TaskRef | None) -> None:
-    """Open the lease of claim ``token`` (``birthday_pipeline.lease``) in the open transaction of its claim."""
+    """Open the lease of claim ``token`` (``birthday_pipeline.deliver.lease``) in the open transaction of its claim."""
     with conn.cursor() as cursor:
         cursor.execute(load_sql("deliver/open_lease"),
                        {**task_fields(task), "claim_token": str(token), "lease_seconds": lease_seconds})

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from birthday_pipeline.claims import TaskRef, task_fields
-from birthday_pipeline.database import ReopeningConnection
-from birthday_pipeline.fanout import Attempt
-from birthday_pipeline.statements import load_sql
+from birthday_pipeline.db.connections import ReopeningConnection
+from birthday_pipeline.db.statements import load_sql
+from birthday_pipeline.deliver.claims import TaskRef, task_fields
+from birthday_pipeline.deliver.fanout import Attempt
 
 log = logging.getLogger(__name__)
 

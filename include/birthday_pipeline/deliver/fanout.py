@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from birthday_pipeline.claims import ClaimedRow
-from birthday_pipeline.occasions import occasion_named
-from birthday_pipeline.pacing import SendPacer, sleep_until
-from birthday_pipeline.redaction import describe_failure
+from birthday_pipeline.deliver.claims import ClaimedRow
+from birthday_pipeline.deliver.pacing import SendPacer, sleep_until
+from birthday_pipeline.deliver.redaction import describe_failure
+from birthday_pipeline.rules.occasions import occasion_named
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.webhooks import (failure_reason, is_retryable, is_success, request_body, request_headers,
+from birthday_pipeline.deliver.webhooks import (failure_reason, is_retryable, is_success, request_body, request_headers,
                                         retry_after_delay)
 
 TOO_MANY_REQUESTS = 429

@@ -28,10 +28,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from birthday_pipeline.database import dict_cursor
-from birthday_pipeline.occasions import occasion_names
+from birthday_pipeline.db.connections import dict_cursor
+from birthday_pipeline.db.statements import load_sql
+from birthday_pipeline.rules.occasions import occasion_names
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import load_sql
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from birthday_pipeline.report import Health
+from birthday_pipeline.operate.report import Health
 
 NOTIFICATIONS = "birthday_notifications"
 LATENESS = "birthday_delivery_lateness_seconds"

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from birthday_pipeline.claims import CANCELLED, Claim, Release, TaskRef, claim_batch, recheck, release
-from birthday_pipeline.database import ReopeningConnection
-from birthday_pipeline.fanout import Attempt, Clock, OpenClient, send_all, utc_now
-from birthday_pipeline.lease import LeaseHeartbeat, end_lease, end_lease_after_sending
-from birthday_pipeline.pacing import SendPacer
-from birthday_pipeline.planning import INVALID, ReleaseBatch
-from birthday_pipeline.recording import Recorder
+from birthday_pipeline.db.connections import ReopeningConnection
+from birthday_pipeline.deliver.claims import CANCELLED, Claim, Release, TaskRef, claim_batch, recheck, release
+from birthday_pipeline.deliver.fanout import Attempt, Clock, OpenClient, send_all, utc_now
+from birthday_pipeline.deliver.lease import LeaseHeartbeat, end_lease, end_lease_after_sending
+from birthday_pipeline.deliver.pacing import SendPacer
+from birthday_pipeline.deliver.recording import Recorder
+from birthday_pipeline.plan.planning import INVALID, ReleaseBatch
 from birthday_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from birthday_pipeline.database import dict_cursor
+from birthday_pipeline.db.connections import dict_cursor
+from birthday_pipeline.db.statements import load_sql
+from birthday_pipeline.plan.sweep import late_window
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import load_sql
-from birthday_pipeline.sweep import late_window
 
 BATCH_SIZE = 1000
 # A batch never queues behind another transaction's lock for long: it fails instead, and the task retries.

@@ -13,8 +13,8 @@ import functools
 from datetime import date, time
 from typing import TYPE_CHECKING
 
-from birthday_pipeline.rules import Feb29Rule
-from birthday_pipeline.webhooks import BIRTHDAY_MESSAGE
+from birthday_pipeline.deliver.webhooks import BIRTHDAY_MESSAGE
+from birthday_pipeline.rules.calendar import Feb29Rule
 
 if TYPE_CHECKING:
     from birthday_pipeline.settings import Settings

@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from birthday_pipeline.database import dict_cursor
-from birthday_pipeline.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
-from birthday_pipeline.planning import (
+from birthday_pipeline.db.connections import dict_cursor
+from birthday_pipeline.rules.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
+from birthday_pipeline.plan.planning import (
     INVALID,
     MAX_ZONE_SHOWN,
     PlannedNotification,
@@ -25,9 +25,9 @@ from birthday_pipeline.planning import (
     plan_occasion,
     planning_zone,
 )
+from birthday_pipeline.db.statements import compose, load_sql
+from birthday_pipeline.rules.timezones import load_zone
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.statements import compose, load_sql
-from birthday_pipeline.timezones import load_zone
 
 STATUSES = ("scheduled", "sending", "sent", "failed", "expired", "invalid", "cancelled")
 

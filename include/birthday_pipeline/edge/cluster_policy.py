@@ -3,7 +3,7 @@
 Airflow applies cluster policies from ``airflow_local_settings.py``; a deployment that wants the pool creates it
 (``airflow pools set birthday_send 16 "birthday-pipeline send tasks"``) and puts this in that file::
 
-    from birthday_pipeline.cluster_policy import task_policy  # noqa: F401
+    from birthday_pipeline.edge.cluster_policy import task_policy  # noqa: F401
 
 (a deployment with a ``task_policy`` of its own calls this one from it). The DAGs name no pool themselves, so
 that they run unchanged where the pool does not exist (``make run``, the tests, docker compose).

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import tzdata
 
-from birthday_pipeline.rails_zones import RAILS_ZONES
+from birthday_pipeline.rules.rails_zones import RAILS_ZONES
 
 
 class UnknownTimeZoneError(ValueError):

@@ -1,0 +1,1 @@
+"""Operating the pipeline: window reports, alerts, metrics, retention of the history and the manual resend."""
