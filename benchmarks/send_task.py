@@ -2,7 +2,7 @@
 
     python -m benchmarks.send_task pipeline|bare BATCH_JSON IN_FLIGHT
 
-``pipeline`` runs the body of the DAG's ``send_batch`` task (``runtime.send_batch``: claim, re-check, HTTP
+``pipeline`` runs the body of the DAG's ``send_batch`` task (``sending.send_batch``: claim, re-check, HTTP
 through the provider's hook, attempt rows, status updates) on connections ``birthday_db`` and
 ``birthday_webhook`` from the environment. ``bare`` is the reference: the same signed bodies for the same
 rows, built before the clock starts, posted by a plain aiohttp client with IN_FLIGHT workers and nothing
@@ -37,7 +37,8 @@ def run_pipeline(batch: dict) -> dict:
     import airflow.providers.postgres.hooks.postgres  # noqa: F401
     import airflow.sdk  # noqa: F401
 
-    from birthday_pipeline import delivery, runtime
+    from birthday_pipeline.deliver import delivery
+    from birthday_pipeline.edge import sending
 
     # Where the time goes: the HTTP part is delivery.send_all (outcomes are recorded meanwhile); before it the
     # claim, after it the last flush of the recorder and the end of the lease.
@@ -53,7 +54,7 @@ def run_pipeline(batch: dict) -> dict:
 
     delivery.send_all = timed_send_all  # type: ignore[assignment]
     started = time.perf_counter()
-    outcome = runtime.send_batch(batch, DB_CONN_ID, WEBHOOK_CONN_ID, from_sweep=False)
+    outcome = sending.send_batch(batch, DB_CONN_ID, WEBHOOK_CONN_ID, from_sweep=False)
     finished = time.perf_counter()
     return {"sent": outcome["sent"], "seconds": finished - started,
             "claim_s": phases["send_started"] - started, "http_s": phases["send_finished"] - phases["send_started"],
@@ -63,12 +64,12 @@ def run_pipeline(batch: dict) -> dict:
 def run_bare(batch: dict, in_flight: int) -> dict:
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
-    from birthday_pipeline import runtime
     from birthday_pipeline.deliver.webhooks import request_body, request_headers
+    from birthday_pipeline.edge.connections import open_database
     from birthday_pipeline.rules.occasions import BIRTHDAY
 
     connection = HttpAsyncHook.get_connection(WEBHOOK_CONN_ID)
-    with closing(runtime.open_database(DB_CONN_ID)) as conn, conn.cursor() as cursor:
+    with closing(open_database(DB_CONN_ID)) as conn, conn.cursor() as cursor:
         cursor.execute(load_sql("batch_bodies"), batch)
         rows = cursor.fetchall()
     now = int(time.time())

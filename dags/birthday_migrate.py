@@ -45,10 +45,10 @@ BIRTHDAY_DB_CONN_ID = "birthday_db"
 def birthday_migrate() -> None:
     @task
     def migrate() -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import migrate
 
         params = get_current_context()["params"]
-        return runtime.migrate(params["conn_id"], apply=bool(params["apply"]))
+        return migrate.migrate(params["conn_id"], apply=bool(params["apply"]))
 
     migrate()
 

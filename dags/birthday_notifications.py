@@ -64,23 +64,23 @@ BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
 def birthday_notifications() -> None:
     @setup
     def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import schema_check
 
-        return runtime.check_schema(db_conn_id)
+        return schema_check.check_schema(db_conn_id)
 
     @task
     def plan(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import hourly
 
         context = get_current_context()
-        return runtime.plan_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+        return hourly.plan(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
 
     @task
     def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,
-                   webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+                   webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID, ti=None) -> dict:
+        from birthday_pipeline.edge import sending
 
-        return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=False)
+        return sending.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=False, ti=ti)
 
     @task_group
     def release(release_at: str, batch: dict) -> None:
@@ -89,11 +89,11 @@ def birthday_notifications() -> None:
 
     @teardown
     def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID, alerts_conn_id: str = BIRTHDAY_ALERTS_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import hourly
 
         context = get_current_context()
-        return runtime.summarize_hourly(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
-                                alerts_conn_id)
+        return hourly.summarize(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
+                                context["ti"], alerts_conn_id)
 
     # summarize is check_schema's teardown: it does not run against a database that failed the check.
     checked, releases, summary = check_schema(), plan(), summarize()

@@ -58,16 +58,17 @@ BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
 def birthday_resend() -> None:
     @task
     def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import schema_check
 
-        return runtime.check_schema(db_conn_id)
+        return schema_check.check_schema(db_conn_id)
 
     @task
     def resend(db_conn_id: str = BIRTHDAY_DB_CONN_ID, webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import resend
 
         context = get_current_context()
-        return runtime.resend(dict(context["params"]), context["dag_run"].run_after, db_conn_id, webhook_conn_id)
+        return resend.resend(dict(context["params"]), context["dag_run"].run_after, db_conn_id, webhook_conn_id,
+                             context["ti"])
 
     check_schema() >> resend()
 

@@ -46,16 +46,16 @@ BIRTHDAY_DB_CONN_ID = "birthday_db"
 def birthday_retention() -> None:
     @task
     def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import schema_check
 
-        return runtime.check_schema(db_conn_id)
+        return schema_check.check_schema(db_conn_id)
 
     @task
     def delete_old_history(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import retention
 
         context = get_current_context()
-        return runtime.retention(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+        return retention.delete_old_history(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
 
     check_schema() >> delete_old_history()
 

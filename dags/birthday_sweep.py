@@ -51,31 +51,31 @@ BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
 def birthday_sweep() -> None:
     @setup
     def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import schema_check
 
-        return runtime.check_schema(db_conn_id)
+        return schema_check.check_schema(db_conn_id)
 
     @task
     def find_due(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import sweep
 
         context = get_current_context()
-        return runtime.sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
+        return sweep.find_due(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
 
     @task
     def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,
-                   webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+                   webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID, ti=None) -> dict:
+        from birthday_pipeline.edge import sending
 
-        return runtime.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True)
+        return sending.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True, ti=ti)
 
     @teardown
     def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID, alerts_conn_id: str = BIRTHDAY_ALERTS_CONN_ID) -> dict:
-        from birthday_pipeline import runtime
+        from birthday_pipeline.edge import sweep
 
         context = get_current_context()
-        return runtime.summarize_sweep(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
-                               alerts_conn_id)
+        return sweep.summarize(db_conn_id, context.get("logical_date") or context["dag_run"].run_after,
+                               context["ti"], alerts_conn_id)
 
     # summarize is check_schema's teardown: it does not run against a database that failed the check.
     checked, due, summary = check_schema(), find_due(), summarize()

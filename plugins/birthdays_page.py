@@ -69,7 +69,7 @@ app = FastAPI(
 
 def _open_connection() -> Any:
     from birthday_pipeline.db.connections import name_session
-    from birthday_pipeline.runtime import open_database
+    from birthday_pipeline.edge.connections import open_database
 
     # A new hook for each new connection: a changed birthday_db connection is used from the next one opened.
     conn = open_database(BIRTHDAY_DB_CONN_ID)

@@ -1,4 +1,4 @@
-"""The send task's body (``runtime.send_batch``) in a process of its own, measuring what the replies cost it.
+"""The send task's body (``sending.send_batch``) in a process of its own, measuring what the replies cost it.
 
     python -m tests.reply_cost FIRST_ID LAST_ID
 
@@ -18,7 +18,7 @@ import aiohttp  # noqa: F401 - imported before the baseline, as a running task h
 import airflow.providers.http.hooks.http  # noqa: F401
 import airflow.providers.postgres.hooks.postgres  # noqa: F401
 
-from birthday_pipeline import runtime
+from birthday_pipeline.edge import sending
 from birthday_pipeline.plan.planning import ReleaseBatch
 
 
@@ -31,7 +31,7 @@ def main(first_id: str, last_id: str) -> None:
     before = peak_mib()
     started = time.monotonic()
     try:
-        outcome = runtime.send_batch(ReleaseBatch(None, int(first_id), int(last_id), size).to_json(), "birthday_db",
+        outcome = sending.send_batch(ReleaseBatch(None, int(first_id), int(last_id), size).to_json(), "birthday_db",
                                      "birthday_webhook", from_sweep=False)
     except Exception as error:  # noqa: BLE001 - a failed batch is an outcome to report, not the test's failure
         outcome = {"raised": type(error).__name__}

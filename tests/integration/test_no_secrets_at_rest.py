@@ -1,6 +1,6 @@
 """Secrets stay out of the database and the logs, and a secret that cannot sign stops a task before it claims.
 
-Real PostgreSQL, a real receiver on 127.0.0.1, the send task's body (``runtime.send_batch``) and a real run of
+Real PostgreSQL, a real receiver on 127.0.0.1, the send task's body (``sending.send_batch``) and a real run of
 ``birthday_notifications`` under ``dag.test()``.
 """
 
@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import pytest
 
-from birthday_pipeline import runtime
 from birthday_pipeline.deliver.delivery import RetryableDeliveryError
+from birthday_pipeline.edge import sending
 from birthday_pipeline.plan.planning import ReleaseBatch
 from tests.conftest import insert_due_utc_users
 
@@ -59,7 +59,7 @@ def test_pacing_keys_the_endpoint_by_its_hash_and_errors_name_its_connection_not
     webhook_connection(monkeypatch, endpoint)
 
     with caplog.at_level(logging.INFO), pytest.raises(RetryableDeliveryError):
-        runtime.send_batch(ReleaseBatch(instant, 1, 4, 4).to_json(), "birthday_db", "birthday_webhook",
+        sending.send_batch(ReleaseBatch(instant, 1, 4, 4).to_json(), "birthday_db", "birthday_webhook",
                            from_sweep=False)
 
     with db.cursor() as cursor:

@@ -102,7 +102,9 @@ class LockWaits(threading.Thread):
 
 def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothing(
         db, app_database_url, webhook, monkeypatch) -> None:
-    from birthday_pipeline import runtime
+    from birthday_pipeline.edge import retention, sending, sweep
+    from birthday_pipeline.edge.connections import open_database
+    from birthday_pipeline.edge.variables import read_settings
 
     now = datetime.now(UTC)
     instant = (now - timedelta(seconds=2)).replace(microsecond=0)
@@ -147,16 +149,16 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
         due_ids = [row[0] for row in cursor.fetchall()]
     db.commit()
     batch = ReleaseBatch(instant, min(due_ids), max(due_ids), len(due_ids)).to_json()
-    runtime.read_settings()  # Airflow's hooks and Variables loaded before the race starts
+    read_settings()  # Airflow's hooks and Variables loaded before the race starts
 
     sampler = LockWaits(app_database_url)
     outcome: dict[str, Any] = {}
 
     def run_retention() -> None:
         # Batches of 100 (not the DAG's 1,000) make it outlast the send by far, on any machine.
-        with closing(runtime.open_database("birthday_db")) as conn:
+        with closing(open_database("birthday_db")) as conn:
             outcome["started"] = time.monotonic()
-            outcome["result"] = delete_old_history(conn, now, runtime.read_settings(), batch_size=RACE_BATCH)
+            outcome["result"] = delete_old_history(conn, now, read_settings(), batch_size=RACE_BATCH)
             outcome["finished"] = time.monotonic()
 
     retention = threading.Thread(target=run_retention)
@@ -165,7 +167,7 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
     while count(db, "SELECT count(*) FROM notification_attempts") == OLD_ROWS + 5:
         time.sleep(0.005)  # the first batch is in
     send_started = time.monotonic()
-    sent = runtime.send_batch(batch, "birthday_db", "birthday_webhook", from_sweep=False)
+    sent = sending.send_batch(batch, "birthday_db", "birthday_webhook", from_sweep=False)
     send_finished = time.monotonic()
     retention.join(timeout=120)
     sampler.stopping.set()
@@ -185,17 +187,17 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
     assert count(db, "SELECT count(*) FROM notification_attempts WHERE notification_id = ANY (%s)", (kept,)) == 1
 
     # Idempotent: a second run finds nothing more to delete.
-    assert runtime.retention("birthday_db", now) == {"attempts_deleted": 0, "notifications_deleted": 0,
+    assert retention.delete_old_history("birthday_db", now) == {"attempts_deleted": 0, "notifications_deleted": 0,
                                                       "batches": 2}
 
     # A sweep afterwards plans and sends nothing again; every due user got exactly one message.
-    for again in runtime.sweep("birthday_db", datetime.now(UTC)):
-        runtime.send_batch(again, "birthday_db", "birthday_webhook", from_sweep=True)
+    for again in sweep.find_due("birthday_db", datetime.now(UTC)):
+        sending.send_batch(again, "birthday_db", "birthday_webhook", from_sweep=True)
     assert sorted(request.json["user_id"] for request in webhook.requests) == list(
         range(OLD_ROWS + 1, OLD_ROWS + DUE_USERS + 1))
     assert count(db, "SELECT count(*) FROM notifications WHERE status = 'sent' AND id = ANY (%s)", (due_ids,)) == DUE_USERS
     # The sweep expired the two old unfinished rows; the next retention run deletes them.
-    assert runtime.retention("birthday_db", now)["notifications_deleted"] == 2
+    assert retention.delete_old_history("birthday_db", now)["notifications_deleted"] == 2
     assert surviving(db, kept) == kept[2:]
 
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from birthday_pipeline import runtime
+from birthday_pipeline.edge import alert_channels
 from birthday_pipeline.operate.alerts import Alert
 from birthday_pipeline.operate.report import Day, day_report, user_report
 from birthday_pipeline.settings import Settings
@@ -159,14 +159,14 @@ def test_endpoints_refusing_connections_leak_no_secret_in_their_path(db, hourly,
           " another URL is not followed"),
 ])
 def test_an_alert_that_fails_names_its_connection_never_its_url(monkeypatch, caplog, reply, error) -> None:
-    monkeypatch.setattr(runtime, "ALERT_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(alert_channels, "ALERT_TIMEOUT_SECONDS", 1)
     alert = Alert("recovered", "subject", "text", {})
     # INFO, a task's log level: at DEBUG urllib3 logs each request line, path and query included.
     with HostileEndpoint(lambda path: reply) as endpoint, caplog.at_level(logging.INFO):
         base = endpoint.url if reply is not None else f"http://127.0.0.1:{closed_port()}"
         connections(monkeypatch, base, base)
-        with pytest.raises(runtime.AlertNotSent) as raised:
-            runtime._post_alert("birthday_alerts", alert)
+        with pytest.raises(alert_channels.AlertNotSent) as raised:
+            alert_channels._post_alert("birthday_alerts", alert)
 
     assert str(raised.value) == error
     assert SECRET not in "".join(traceback.format_exception(raised.value))  # as the task log would show it

@@ -1,0 +1,29 @@
+"""The task body of the ``birthday_migrate`` DAG: list the migrations and apply the pending ones."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def migrate(conn_id: str, *, apply: bool) -> dict[str, Any]:
+    """List the migrations of the database of ``conn_id`` and, with ``apply``, run the pending ones.
+
+    A migration whose file changed after it was applied fails the task without retries: only a code change
+    mends that. Anything else (a lock that could not be had in time, a lost connection) is retried.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from birthday_pipeline.schema.migrations import ChangedMigrationError, describe, migrate_connection
+
+    try:
+        before, ran = migrate_connection(conn_id, apply=apply)
+    except ChangedMigrationError as error:
+        raise AirflowFailException(str(error)) from error
+    for line in describe(before):
+        log.info("%s", line)
+    log.info("%d migrations applied%s", len(ran), "" if apply else " (apply is off: nothing was run)")
+    return {"version_before": before.version, "pending_before": [migration.name for migration in before.pending],
+            "applied": ran}
