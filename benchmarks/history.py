@@ -46,6 +46,7 @@ import psycopg2
 
 from benchmarks.measure import checkpoint, percentile, timed, vacuum_analyze
 from benchmarks.sql import execute
+from birthday_pipeline.ids import HOURLY_DAG, RELEASE_GROUP, SEND_BATCH_TASK
 from birthday_pipeline.operate.report import window_counts
 from birthday_pipeline.plan.planning import hourly_window, planning_zone, plan_window, unknown_zone_reason
 from birthday_pipeline.plan.sweep import late_window, sweep_late_window
@@ -64,7 +65,7 @@ RECEIVER_LATENCY = timedelta(milliseconds=100)
 # Lateness of a delivery: one of these steps, by user id (0.15 s to 0.9 s).
 LATENESS_STEPS = [timedelta(milliseconds=150 + 50 * step) for step in range(16)]
 RETRY_GAPS = [timedelta(0), timedelta(minutes=1), timedelta(minutes=5)]
-TASK = ("birthday_notifications", "release.send_batch")
+TASK = (HOURLY_DAG, f"{RELEASE_GROUP}.{SEND_BATCH_TASK}")
 
 NOTIFICATION_COLUMNS = ("user_id, occasion, occasion_date, send_at, status, attempts, last_error, sent_at, "
                         "webhook_id, retry_after, created_at, updated_at")

@@ -34,6 +34,7 @@ from benchmarks.history import bench_history
 from benchmarks.measure import percentile, timed, vacuum_analyze
 from benchmarks.sql import execute, load_sql
 from benchmarks.users import busiest_window, copy_users
+from birthday_pipeline.ids import HOURLY_DAG
 from birthday_pipeline.plan.planning import ReleaseBatch, plan_window
 from birthday_pipeline.schema.migrations import apply_migrations
 from birthday_pipeline.settings import Settings
@@ -43,7 +44,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 RESULTS_FILE = PROJECT_DIR / "benchmarks" / "results" / "latest.json"
 APP_DATABASE = "birthday_bench"
 AIRFLOW_DATABASE = "airflow_bench"
-DAG_ID = "birthday_notifications"
+DAG_ID = HOURLY_DAG
 RECEIVER_LATENCY_SECONDS = 0.1
 PLAN_REPEATS = 3
 

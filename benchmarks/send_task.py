@@ -22,9 +22,10 @@ from contextlib import closing
 import aiohttp
 
 from benchmarks.sql import load_sql
+from birthday_pipeline.ids import DB_CONN, WEBHOOK_CONN
 
-DB_CONN_ID = "birthday_db"
-WEBHOOK_CONN_ID = "birthday_webhook"
+DB_CONN_ID = DB_CONN
+WEBHOOK_CONN_ID = WEBHOOK_CONN
 
 
 def peak_rss_mb() -> float:

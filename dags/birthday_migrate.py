@@ -23,11 +23,11 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-BIRTHDAY_DB_CONN_ID = "birthday_db"
+from birthday_pipeline.ids import DB_CONN, MIGRATE_DAG
 
 
 @dag(
-    dag_id="birthday_migrate",
+    dag_id=MIGRATE_DAG,
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
@@ -36,7 +36,7 @@ BIRTHDAY_DB_CONN_ID = "birthday_db"
     tags=["birthdays", "operations"],
     doc_md=__doc__,
     params={
-        "conn_id": Param(BIRTHDAY_DB_CONN_ID, type="string", minLength=1, title="Connection",
+        "conn_id": Param(DB_CONN, type="string", minLength=1, title="Connection",
                          description="The connection of the database to migrate (a role that may run DDL)."),
         "apply": Param(True, type="boolean", title="Apply",
                        description="Run the pending migrations; untick to only list them."),

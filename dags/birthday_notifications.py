@@ -43,14 +43,11 @@ from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import dag, get_current_context, setup, task, task_group, teardown
 from airflow.timetables.trigger import CronTriggerTimetable
 
-BIRTHDAY_DB_CONN_ID = "birthday_db"
-BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
-# Optional: without this connection no alerts are sent (docs/operations.md).
-BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
+from birthday_pipeline.ids import ALERTS_CONN, DB_CONN, HOURLY_DAG, RELEASE_GROUP, SEND_BATCH_TASK, WEBHOOK_CONN
 
 
 @dag(
-    dag_id="birthday_notifications",
+    dag_id=HOURLY_DAG,
     schedule=CronTriggerTimetable("0 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     # Missed hours are recovered by birthday_sweep; catching up would start one run per missed hour.
@@ -63,32 +60,32 @@ BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
 )
 def birthday_notifications() -> None:
     @setup
-    def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def check_schema(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import schema_check
 
         return schema_check.check_schema(db_conn_id)
 
     @task
-    def plan(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
+    def plan(db_conn_id: str = DB_CONN) -> list[dict]:
         from birthday_pipeline.edge import hourly
 
         context = get_current_context()
         return hourly.plan(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
 
-    @task
-    def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,
-                   webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID, ti=None) -> dict:
+    @task(task_id=SEND_BATCH_TASK)
+    def send_batch(batch: dict, db_conn_id: str = DB_CONN,
+                   webhook_conn_id: str = WEBHOOK_CONN, ti=None) -> dict:
         from birthday_pipeline.edge import sending
 
         return sending.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=False, ti=ti)
 
-    @task_group
+    @task_group(group_id=RELEASE_GROUP)
     def release(release_at: str, batch: dict) -> None:
         wait = DateTimeSensorAsync(task_id="wait_for_release", target_time=release_at, end_from_trigger=True)
         wait >> send_batch(batch)
 
     @teardown
-    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID, alerts_conn_id: str = BIRTHDAY_ALERTS_CONN_ID) -> dict:
+    def summarize(db_conn_id: str = DB_CONN, alerts_conn_id: str = ALERTS_CONN) -> dict:
         from birthday_pipeline.edge import hourly
 
         context = get_current_context()

@@ -28,14 +28,12 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
+from birthday_pipeline.ids import DB_CONN, RESEND_DAG, RESEND_TASK, WEBHOOK_CONN
 from birthday_pipeline.rules.occasions import occasion_names
-
-BIRTHDAY_DB_CONN_ID = "birthday_db"
-BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
 
 
 @dag(
-    dag_id="birthday_resend",
+    dag_id=RESEND_DAG,
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
@@ -57,13 +55,13 @@ BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
 )
 def birthday_resend() -> None:
     @task
-    def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def check_schema(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import schema_check
 
         return schema_check.check_schema(db_conn_id)
 
-    @task
-    def resend(db_conn_id: str = BIRTHDAY_DB_CONN_ID, webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID) -> dict:
+    @task(task_id=RESEND_TASK)
+    def resend(db_conn_id: str = DB_CONN, webhook_conn_id: str = WEBHOOK_CONN) -> dict:
         from birthday_pipeline.edge import resend
 
         context = get_current_context()

@@ -28,11 +28,11 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-BIRTHDAY_DB_CONN_ID = "birthday_db"
+from birthday_pipeline.ids import DB_CONN, RETENTION_DAG
 
 
 @dag(
-    dag_id="birthday_retention",
+    dag_id=RETENTION_DAG,
     # Once a day, off the busiest hours of the 9 AM sends (East and South Asia, Europe, the Americas).
     schedule=CronTriggerTimetable("30 20 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
@@ -45,13 +45,13 @@ BIRTHDAY_DB_CONN_ID = "birthday_db"
 )
 def birthday_retention() -> None:
     @task
-    def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def check_schema(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import schema_check
 
         return schema_check.check_schema(db_conn_id)
 
     @task
-    def delete_old_history(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def delete_old_history(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import retention
 
         context = get_current_context()

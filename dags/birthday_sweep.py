@@ -32,14 +32,11 @@ import pendulum
 from airflow.sdk import dag, get_current_context, setup, task, teardown
 from airflow.timetables.trigger import CronTriggerTimetable
 
-BIRTHDAY_DB_CONN_ID = "birthday_db"
-BIRTHDAY_WEBHOOK_CONN_ID = "birthday_webhook"
-# Optional: without this connection no alerts are sent (docs/operations.md).
-BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
+from birthday_pipeline.ids import ALERTS_CONN, DB_CONN, SEND_BATCH_TASK, SWEEP_DAG, WEBHOOK_CONN
 
 
 @dag(
-    dag_id="birthday_sweep",
+    dag_id=SWEEP_DAG,
     schedule=CronTriggerTimetable("*/5 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
@@ -50,27 +47,27 @@ BIRTHDAY_ALERTS_CONN_ID = "birthday_alerts"
 )
 def birthday_sweep() -> None:
     @setup
-    def check_schema(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> dict:
+    def check_schema(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import schema_check
 
         return schema_check.check_schema(db_conn_id)
 
     @task
-    def find_due(db_conn_id: str = BIRTHDAY_DB_CONN_ID) -> list[dict]:
+    def find_due(db_conn_id: str = DB_CONN) -> list[dict]:
         from birthday_pipeline.edge import sweep
 
         context = get_current_context()
         return sweep.find_due(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
 
-    @task
-    def send_batch(batch: dict, db_conn_id: str = BIRTHDAY_DB_CONN_ID,
-                   webhook_conn_id: str = BIRTHDAY_WEBHOOK_CONN_ID, ti=None) -> dict:
+    @task(task_id=SEND_BATCH_TASK)
+    def send_batch(batch: dict, db_conn_id: str = DB_CONN,
+                   webhook_conn_id: str = WEBHOOK_CONN, ti=None) -> dict:
         from birthday_pipeline.edge import sending
 
         return sending.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True, ti=ti)
 
     @teardown
-    def summarize(db_conn_id: str = BIRTHDAY_DB_CONN_ID, alerts_conn_id: str = BIRTHDAY_ALERTS_CONN_ID) -> dict:
+    def summarize(db_conn_id: str = DB_CONN, alerts_conn_id: str = ALERTS_CONN) -> dict:
         from birthday_pipeline.edge import sweep
 
         context = get_current_context()

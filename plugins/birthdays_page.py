@@ -32,11 +32,13 @@ from fastapi import Depends, FastAPI, HTTPException, Path as PathParameter, Quer
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from birthday_pipeline.ids import DB_CONN, HOURLY_DAG
+
 log = logging.getLogger(__name__)
 
-BIRTHDAY_DB_CONN_ID = "birthday_db"
+BIRTHDAY_DB_CONN_ID = DB_CONN
 # Reading anything here is reading this DAG's data.
-DAG_ID = "birthday_notifications"
+DAG_ID = HOURLY_DAG
 URL_PREFIX = "/birthdays"
 PAGE = Path(__file__).with_name("birthdays_page.html")
 # Per API server process (each of its workers): the page's requests are short and few at once, and every

@@ -32,8 +32,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 
 from birthday_pipeline.db.statements import load_sql
+from birthday_pipeline.ids import DB_CONN, HOURLY_DAG, SETTINGS_VARIABLE, SWEEP_DAG
 from birthday_pipeline.schema import migrations
-from birthday_pipeline.settings import SETTINGS_VARIABLE, Settings
+from birthday_pipeline.settings import Settings
 from tools.demo import demo_send_time, demo_users
 from tools.local_postgres import LOCAL_DIR, PROJECT_DIR, airflow_connection, ensure_database, server_url, sqlalchemy_url
 
@@ -158,19 +159,19 @@ def trigger_demo_release(environment: dict[str, str], instant: datetime, timeout
     deadline = time.monotonic() + timeout_seconds
     while True:  # the DAGs exist once the dag-processor has parsed them
         try:
-            airflow(environment, "dags", "trigger", "birthday_sweep")
+            airflow(environment, "dags", "trigger", SWEEP_DAG)
             break
         except subprocess.CalledProcessError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(5)
     try:
-        airflow(environment, "dags", "trigger", "birthday_notifications", "--logical-date", logical_date)
+        airflow(environment, "dags", "trigger", HOURLY_DAG, "--logical-date", logical_date)
     except subprocess.CalledProcessError as error:
         if "already exists" not in error.stderr.decode(errors="replace"):
             raise
         # An earlier `make run` ran that hour already: clearing it re-plans with today's demo time.
-        airflow(environment, "tasks", "clear", "birthday_notifications", "--start-date", logical_date,
+        airflow(environment, "tasks", "clear", HOURLY_DAG, "--start-date", logical_date,
                 "--end-date", logical_date, "--yes")
 
 
@@ -266,7 +267,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if arguments.command == "migrate" and DB_CONN_ENV in os.environ:
-        return migrations.main(["apply", "--conn-id", "birthday_db"])
+        return migrations.main(["apply", "--conn-id", DB_CONN])
     server = server_url(LOCAL_DIR / "postgres")
     if arguments.command == "migrate":
         migrate(server)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import time
 from typing import Any, TypeVar
 
+from birthday_pipeline.ids import SETTINGS_VARIABLE
 from birthday_pipeline.rules.calendar import Feb29Rule
 from birthday_pipeline.rules.timezones import UnknownTimeZoneError, load_zone
 
@@ -28,7 +29,6 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-SETTINGS_VARIABLE = "birthday_settings"
 # A notification is kept at least a year and a day, so the last occasion of every user is never deleted.
 MIN_RETENTION_DAYS = 366
 

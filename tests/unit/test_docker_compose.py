@@ -41,6 +41,7 @@ CODE_DIRS = ("dags", "plugins")
 # Services that run our development tools (python -m tools.X) from a mounted ./tools.
 TOOL_SERVICES = {"birthday-migrate", "receiver"}
 SCANNED_DIRS = ("dags", "include", "plugins", "tools")
+IDS_MODULE = "include/birthday_pipeline/ids.py"
 
 # Where the code that reads an environment variable runs under docker compose (longest prefix wins).
 CONSUMERS: dict[str, set[str]] = {
@@ -60,7 +61,7 @@ LOCAL_TOOLING_ONLY: dict[tuple[str, str], str] = {
     ),
     ("tools/dev.py", "AIRFLOW_CONN_BIRTHDAY_WEBHOOK"): (
         "make run starts its local receiver unless this is set; the connection itself is required of the "
-        "Airflow services through the DAGs' BIRTHDAY_WEBHOOK_CONN_ID"
+        "Airflow services through the DAGs' WEBHOOK_CONN"
     ),
 }
 # Connections the pipeline runs without, which compose therefore leaves unset, and why.
@@ -333,7 +334,7 @@ def connection_variables(tree: ast.Module) -> set[str]:
     return {
         f"AIRFLOW_CONN_{conn_id.upper()}"
         for name, conn_id in _string_constants(tree).items()
-        if name.endswith("_CONN_ID")
+        if name.endswith("_CONN")
     }
 
 
@@ -346,7 +347,7 @@ def scan() -> dict[tuple[str, str], set[str]]:
             relative = path.relative_to(PROJECT_DIR).as_posix()
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=relative)
             variables = environment_reads(tree)
-            if directory == "dags":
+            if relative == IDS_MODULE:  # the connection ids every DAG file imports
                 variables |= connection_variables(tree)
             prefixes = sorted((prefix for prefix in CONSUMERS if relative.startswith(prefix)), key=len)
             for variable in sorted(variables):

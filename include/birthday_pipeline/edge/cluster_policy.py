@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-SEND_POOL = "birthday_send"
+from birthday_pipeline.ids import (
+    HOURLY_DAG, RELEASE_GROUP, RESEND_DAG, RESEND_TASK, SEND_BATCH_TASK, SEND_POOL, SWEEP_DAG,
+)
+
 # (dag_id, task_id) of every task that sends webhooks.
 SENDING_TASKS = frozenset({
-    ("birthday_notifications", "release.send_batch"),
-    ("birthday_sweep", "send_batch"),
-    ("birthday_resend", "resend"),
+    (HOURLY_DAG, f"{RELEASE_GROUP}.{SEND_BATCH_TASK}"),
+    (SWEEP_DAG, SEND_BATCH_TASK),
+    (RESEND_DAG, RESEND_TASK),
 })
 
 

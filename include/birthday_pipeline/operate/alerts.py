@@ -30,13 +30,14 @@ from urllib.parse import quote
 
 from birthday_pipeline.db.connections import dict_cursor
 from birthday_pipeline.db.statements import load_sql
+from birthday_pipeline.ids import HOURLY_DAG
 from birthday_pipeline.rules.occasions import occasion_names
 from birthday_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SOURCE = "birthday-pipeline"
-HOURLY_DAG_ID = "birthday_notifications"
+HOURLY_DAG_ID = HOURLY_DAG
 # How many notification ids an alert lists; the counts are always complete.
 MAX_IDS = 20
 PROBLEMS, LATE = "problems", "late"

@@ -13,9 +13,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
+from birthday_pipeline.ids import HOURLY_DAG
 from birthday_pipeline.operate.report import Health
 
-NOTIFICATIONS = "birthday_notifications"
+NOTIFICATIONS = HOURLY_DAG
 LATENESS = "birthday_delivery_lateness_seconds"
 UNSENT_DUE = "birthday_unsent_due"
 OLDEST_UNSENT_DUE = "birthday_oldest_unsent_due_seconds"

@@ -39,6 +39,7 @@ from typing import Any
 
 from birthday_pipeline.db.connections import dict_cursor
 from birthday_pipeline.db.statements import SQL_DIR, compose, load_sql
+from birthday_pipeline.ids import DB_CONN, MIGRATE_DAG
 from birthday_pipeline.settings import Relation
 
 log = logging.getLogger(__name__)
@@ -382,8 +383,8 @@ def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[
             if _sqlstate(error) != _UNDEFINED_TABLE:
                 raise
             conn.rollback()
-            return [f"birthday_db has no migrations of this pipeline (no table {TABLE}), this code needs {needed}: "
-                    "trigger birthday_migrate (or run `python -m birthday_pipeline.schema.migrations apply`)"]
+            return [f"{DB_CONN} has no migrations of this pipeline (no table {TABLE}), this code needs {needed}: "
+                    f"trigger {MIGRATE_DAG} (or run `python -m birthday_pipeline.schema.migrations apply`)"]
         found = cursor.fetchone()
     conn.rollback()
     problems = []
@@ -393,10 +394,10 @@ def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[
         at = max((version_of(name) for name in recorded), default="no migration")
         # A migration numbered below the newest applied one (added on a branch, say) leaves a gap, not a lag.
         where = f"is at {at}, this code needs {needed}" if at != needed else f"is at {at} but lacks older ones"
-        problems.append(f"birthday_db {where} (not applied: {', '.join(missing)}): trigger birthday_migrate")
+        problems.append(f"{DB_CONN} {where} (not applied: {', '.join(missing)}): trigger {MIGRATE_DAG}")
     changed = [m.name for m in migrations if recorded.get(m.name) not in (None, m.checksum)]
     if changed:
-        problems.append(f"birthday_db applied {', '.join(changed)} from a file other than the one this code ships: "
+        problems.append(f"{DB_CONN} applied {', '.join(changed)} from a file other than the one this code ships: "
                         "an applied migration must never change (see `python -m birthday_pipeline.schema.migrations status`)")
     problems.extend(_users_problems(users_relation, date_columns, found["users_found"], found["users_readable"],
                                     dict(zip(found["users_columns"], found["users_types"], strict=True))))
@@ -407,7 +408,7 @@ def _users_problems(relation: Relation, date_columns: Sequence[str], found: bool
                     types: dict[str, str]) -> list[str]:
     where = f"the users relation {relation} (Variable birthday_users_relation)"
     if not found:
-        return [f"{where} does not exist in birthday_db, or is not on this role's search path; see docs/deploy.md"]
+        return [f"{where} does not exist in {DB_CONN}, or is not on this role's search path; see docs/deploy.md"]
     problems = []
     if not readable:
         problems.append(f"{where} may not be read by this role: GRANT SELECT on it (docs/deploy.md)")
@@ -464,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="List or apply the birthday pipeline's migrations on the database "
                                                  "an Airflow connection names.")
     parser.add_argument("command", choices=["status", "apply"], help="status: list applied and pending; apply: run")
-    parser.add_argument("--conn-id", default="birthday_db",
+    parser.add_argument("--conn-id", default=DB_CONN,
                         help="the Airflow connection (AIRFLOW_CONN_<ID>, a secrets backend or the metadata database)")
     arguments = parser.parse_args(argv)
     try:
