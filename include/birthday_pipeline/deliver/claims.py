@@ -20,11 +20,11 @@ from typing import Any
 
 from birthday_pipeline.db.connections import dict_cursor, is_psycopg3
 from birthday_pipeline.db.statements import compose, load_sql
-from birthday_pipeline.plan.planning import INVALID, SCHEDULED, ReleaseBatch, User, not_unique_reason, plan_occasion
+from birthday_pipeline.plan.planning import ReleaseBatch, User, not_unique_reason, plan_occasion
 from birthday_pipeline.rules.occasions import date_columns, occasion_named, occasion_names, source_dates
 from birthday_pipeline.settings import Settings
+from birthday_pipeline.status import Status
 
-CANCELLED = "cancelled"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,17 +173,18 @@ def recheck(claimed: list[ClaimedRow], settings: Settings) -> tuple[list[Claimed
         occasion = occasion_named(row.occasion)
         user = row.user()
         if row.user_versions > 1:
-            to_release.append(Release(row.id, row.occasion_date, None, INVALID, not_unique_reason(row.user_versions)))
+            to_release.append(Release(row.id, row.occasion_date, None, Status.INVALID,
+                                      not_unique_reason(row.user_versions)))
             continue
         if user.date_for(occasion) is None:
-            to_release.append(Release(row.id, row.occasion_date, row.send_at, CANCELLED,
+            to_release.append(Release(row.id, row.occasion_date, row.send_at, Status.CANCELLED,
                                       f"{occasion.date_column} removed after planning"))
             continue
         _, planned = plan_occasion(user, row.occasion_date.year, settings, occasion)
-        if planned.status == INVALID:
-            to_release.append(Release(row.id, planned.occasion_date, None, INVALID, planned.reason))
+        if planned.status == Status.INVALID:
+            to_release.append(Release(row.id, planned.occasion_date, None, Status.INVALID, planned.reason))
         elif (planned.occasion_date, planned.send_at) != (row.occasion_date, row.send_at):
-            to_release.append(Release(row.id, planned.occasion_date, planned.send_at, SCHEDULED, None))
+            to_release.append(Release(row.id, planned.occasion_date, planned.send_at, Status.SCHEDULED, None))
         else:
             to_send.append(row)
     return to_send, to_release

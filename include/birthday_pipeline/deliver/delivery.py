@@ -21,13 +21,14 @@ from datetime import timedelta
 from typing import Any
 
 from birthday_pipeline.db.connections import ReopeningConnection
-from birthday_pipeline.deliver.claims import CANCELLED, Claim, Release, TaskRef, claim_batch, recheck, release
+from birthday_pipeline.deliver.claims import Claim, Release, TaskRef, claim_batch, recheck, release
 from birthday_pipeline.deliver.fanout import Attempt, Clock, OpenClient, send_all, utc_now
 from birthday_pipeline.deliver.lease import LeaseHeartbeat, end_lease, end_lease_after_sending
 from birthday_pipeline.deliver.pacing import SendPacer
 from birthday_pipeline.deliver.recording import Recorder
-from birthday_pipeline.plan.planning import INVALID, ReleaseBatch
+from birthday_pipeline.plan.planning import ReleaseBatch
 from birthday_pipeline.settings import Settings
+from birthday_pipeline.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +172,9 @@ class _Tally:
 
 def _log_released(to_release: list[Release]) -> None:
     """Log, as ids and counts, the claimed rows handed back unsent, by what happened to them."""
-    replanned = [row.id for row in to_release if row.status not in (INVALID, CANCELLED)]
-    invalid = [row.id for row in to_release if row.status == INVALID]
-    cancelled = [row.id for row in to_release if row.status == CANCELLED]
+    replanned = [row.id for row in to_release if row.status not in (Status.INVALID, Status.CANCELLED)]
+    invalid = [row.id for row in to_release if row.status == Status.INVALID]
+    cancelled = [row.id for row in to_release if row.status == Status.CANCELLED]
     if replanned:
         log.info("Re-planned %d claimed notifications to a new date or instant (a rule or the user changed since "
                  "planning), not sent now: ids %s", len(replanned), listed(replanned))

@@ -33,6 +33,7 @@ from birthday_pipeline.db.statements import load_sql
 from birthday_pipeline.ids import HOURLY_DAG
 from birthday_pipeline.rules.occasions import occasion_names
 from birthday_pipeline.settings import Settings
+from birthday_pipeline.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def _claim_problems(conn: Any, settings: Settings) -> list[Problem]:
         cursor.execute(load_sql("alerts/claim_problems"), {
             "lookback": timedelta(hours=settings.max_lateness_hours), "max_attempts": settings.max_attempts})
         return [Problem(row["id"], row["occasion"], row["status"],
-                        _failure(row["refused"], row["last_error"]) if row["status"] == "failed" else None)
+                        _failure(row["refused"], row["last_error"]) if row["status"] == Status.FAILED else None)
                 for row in cursor.fetchall()]
 
 

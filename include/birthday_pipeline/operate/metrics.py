@@ -13,12 +13,16 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from birthday_pipeline.status import Status
+
 if TYPE_CHECKING:
     from birthday_pipeline.deliver.delivery import DeliverySummary
 
 PREFIX = "birthday_pipeline"
 # Notification counters, each per occasion: ``birthday_pipeline.notifications.<status>.<occasion>``.
-PLANNED, INVALID, SENT, FAILED, EXPIRED = "planned", "invalid", "sent", "failed", "expired"
+# The statuses counted are the notification statuses of the same names; planned counts the scheduled ones.
+PLANNED = "planned"
+INVALID, SENT, FAILED, EXPIRED = Status.INVALID.value, Status.SENT.value, Status.FAILED.value, Status.EXPIRED.value
 COUNTED_STATUSES = (PLANNED, INVALID, SENT, FAILED, EXPIRED)
 # One timing per delivered notification: sent_at - send_at.
 DELIVERY_LATENESS = f"{PREFIX}.delivery.lateness"
@@ -37,8 +41,8 @@ def notification_counter(status: str, occasion: str) -> str:
 def count_planned(written: Mapping[str, Mapping[str, int]]) -> None:
     """Count the rows planning wrote, per occasion: ``scheduled`` ones as planned, the others as invalid."""
     for occasion, by_status in written.items():
-        _count(PLANNED, occasion, by_status.get("scheduled", 0))
-        _count(INVALID, occasion, by_status.get("invalid", 0))
+        _count(PLANNED, occasion, by_status.get(Status.SCHEDULED, 0))
+        _count(INVALID, occasion, by_status.get(Status.INVALID, 0))
 
 
 def count_expired(expired: Mapping[str, int]) -> None:

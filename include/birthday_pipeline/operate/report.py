@@ -14,9 +14,8 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from birthday_pipeline.db.connections import dict_cursor
-from birthday_pipeline.rules.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
+from birthday_pipeline.db.statements import compose, load_sql
 from birthday_pipeline.plan.planning import (
-    INVALID,
     MAX_ZONE_SHOWN,
     PlannedNotification,
     User,
@@ -25,11 +24,12 @@ from birthday_pipeline.plan.planning import (
     plan_occasion,
     planning_zone,
 )
-from birthday_pipeline.db.statements import compose, load_sql
+from birthday_pipeline.rules.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
 from birthday_pipeline.rules.timezones import load_zone
 from birthday_pipeline.settings import Settings
+from birthday_pipeline.status import Status
 
-STATUSES = ("scheduled", "sending", "sent", "failed", "expired", "invalid", "cancelled")
+STATUSES = tuple(status.value for status in Status)
 
 
 def window_counts(conn: Any, window: Window) -> dict[str, dict[str, int]]:
@@ -83,7 +83,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _problem_reason(status: str, last_error: str | None, retry_after: datetime | None) -> str:
-    if status != "failed":
+    if status != Status.FAILED:
         return last_error or status
     if retry_after is None:
         return "refused by the webhook; not retried"
@@ -222,7 +222,7 @@ def user_report(conn: Any, user_id: int, settings: Settings, now: datetime, ui_r
         if nxt is None:
             continue
         if found["user_versions"] > 1:
-            nxt = dataclasses.replace(nxt, send_at=None, status=INVALID,
+            nxt = dataclasses.replace(nxt, send_at=None, status=Status.INVALID,
                                       reason=not_unique_reason(found["user_versions"]))
         planned_row = by_key.get((occasion.name, nxt.occasion_date))
         zone = planning_zone(user.timezone, settings)

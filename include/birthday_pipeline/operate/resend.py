@@ -23,6 +23,7 @@ from birthday_pipeline.deliver.delivery import DeliverySummary, Sender, deliver_
 from birthday_pipeline.deliver.fanout import utc_now
 from birthday_pipeline.rules.occasions import Occasion
 from birthday_pipeline.settings import Settings
+from birthday_pipeline.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,13 @@ def decide(row: LookedUp, request: ResendRequest, now: datetime, requested_at: d
         return refuse("no such user")
     if row.notification_id is None:
         return refuse(f"no {request.occasion.name} notification planned for this user on that date")
-    if row.status == "invalid":
+    if row.status == Status.INVALID:
         return refuse(f"invalid: {row.last_error}")
-    if row.status == "scheduled" and row.send_at is not None and row.send_at > now:
+    if row.status == Status.SCHEDULED and row.send_at is not None and row.send_at > now:
         return refuse(f"scheduled for {row.send_at.isoformat()}; it is sent then, never earlier")
-    if row.status == "sending" and row.claim_live:
+    if row.status == Status.SENDING and row.claim_live:
         return refuse("being sent by another task right now")
-    if row.status == "sent":
+    if row.status == Status.SENT:
         sent_at = row.sent_at.isoformat() if row.sent_at else "an unknown time"
         if not request.force:
             return refuse(f"already sent at {sent_at} with webhook-id {row.webhook_id}; set force to send it again")

@@ -22,9 +22,8 @@ from birthday_pipeline.rules.calendar import birth_month_days, celebrated_date, 
 from birthday_pipeline.rules.occasions import BIRTHDAY, OCCASIONS, Occasion, date_columns, occasion_names
 from birthday_pipeline.rules.timezones import load_zone, zone_names
 from birthday_pipeline.settings import Settings
+from birthday_pipeline.status import Status
 
-SCHEDULED = "scheduled"
-INVALID = "invalid"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +136,8 @@ def plan_occasion(
     instant = local_instant(day, occasion.local_time(settings), zone)
     reason = invalid_reason(user, day, occasion)
     if reason is None:
-        return instant, PlannedNotification(user.id, day, instant, SCHEDULED, None, occasion.name)
-    return instant, PlannedNotification(user.id, day, None, INVALID, reason, occasion.name)
+        return instant, PlannedNotification(user.id, day, instant, Status.SCHEDULED, None, occasion.name)
+    return instant, PlannedNotification(user.id, day, None, Status.INVALID, reason, occasion.name)
 
 
 def invalid_reason(user: User, occasion_date: date, occasion: Occasion = BIRTHDAY) -> str | None:
@@ -267,7 +266,8 @@ def upsert_window(conn: Any, window: Window, settings: Settings) -> Upserted:
             row = cursor.fetchone()
             inserted += row["inserted"]
             replanned_ids.extend(row["replanned_ids"])
-            by_occasion[occasion.name] = {status: row[status] for status in (SCHEDULED, INVALID) if row[status]}
+            by_occasion[occasion.name] = {
+                status: row[status] for status in (Status.SCHEDULED, Status.INVALID) if row[status]}
             without_id += row["without_id"]
     return Upserted(inserted, replanned_ids, by_occasion, without_id)
 
