@@ -102,7 +102,8 @@ class LockWaits(threading.Thread):
 
 def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothing(
         db, app_database_url, webhook, monkeypatch) -> None:
-    from birthday_pipeline.edge import retention, sending, sweep
+    from birthday_pipeline.edge import retention as retention_dag
+    from birthday_pipeline.edge import sending, sweep
     from birthday_pipeline.edge.connections import open_database
     from birthday_pipeline.edge.variables import read_settings
 
@@ -187,7 +188,7 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
     assert count(db, "SELECT count(*) FROM notification_attempts WHERE notification_id = ANY (%s)", (kept,)) == 1
 
     # Idempotent: a second run finds nothing more to delete.
-    assert retention.delete_old_history("birthday_db", now) == {"attempts_deleted": 0, "notifications_deleted": 0,
+    assert retention_dag.delete_old_history("birthday_db", now) == {"attempts_deleted": 0, "notifications_deleted": 0,
                                                       "batches": 2}
 
     # A sweep afterwards plans and sends nothing again; every due user got exactly one message.
@@ -197,7 +198,7 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
         range(OLD_ROWS + 1, OLD_ROWS + DUE_USERS + 1))
     assert count(db, "SELECT count(*) FROM notifications WHERE status = 'sent' AND id = ANY (%s)", (due_ids,)) == DUE_USERS
     # The sweep expired the two old unfinished rows; the next retention run deletes them.
-    assert retention.delete_old_history("birthday_db", now)["notifications_deleted"] == 2
+    assert retention_dag.delete_old_history("birthday_db", now)["notifications_deleted"] == 2
     assert surviving(db, kept) == kept[2:]
 
 
