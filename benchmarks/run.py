@@ -36,7 +36,7 @@ from benchmarks.sql import execute, load_sql
 from benchmarks.users import busiest_window, copy_users
 from birthday_pipeline.ids import HOURLY_DAG
 from birthday_pipeline.plan.planning import ReleaseBatch, plan_window
-from birthday_pipeline.schema.migrations import apply_migrations
+from birthday_pipeline.schema.runner import apply_migrations
 from birthday_pipeline.settings import Settings
 from tools import local_postgres
 

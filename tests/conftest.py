@@ -82,7 +82,7 @@ def app_database_url() -> str:
     """The test application database, migrated once per session."""
     import psycopg2
 
-    from birthday_pipeline.schema.migrations import apply_migrations
+    from birthday_pipeline.schema.runner import apply_migrations
 
     url = os.environ["BIRTHDAY_TEST_DATABASE_URL"]
     conn = psycopg2.connect(url)

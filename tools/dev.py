@@ -33,7 +33,8 @@ import psycopg2
 
 from birthday_pipeline.db.statements import load_sql
 from birthday_pipeline.ids import DB_CONN, HOURLY_DAG, SETTINGS_VARIABLE, SWEEP_DAG
-from birthday_pipeline.schema import migrations
+from birthday_pipeline.schema import cli
+from birthday_pipeline.schema.runner import apply_migrations
 from birthday_pipeline.settings import Settings
 from tools.demo import demo_send_time, demo_users
 from tools.local_postgres import LOCAL_DIR, PROJECT_DIR, airflow_connection, ensure_database, server_url, sqlalchemy_url
@@ -51,7 +52,7 @@ def migrate(server: str) -> str:
     """Create the application database if needed and apply its pending migrations; return its URL."""
     url = ensure_database(server, "birthday")
     with closing(psycopg2.connect(url)) as conn:
-        applied = migrations.apply_migrations(conn)
+        applied = apply_migrations(conn)
     log.info("Application database ready: %d migrations applied now", len(applied))
     return url
 
@@ -267,7 +268,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if arguments.command == "migrate" and DB_CONN_ENV in os.environ:
-        return migrations.main(["apply", "--conn-id", DB_CONN])
+        return cli.main(["apply", "--conn-id", DB_CONN])
     server = server_url(LOCAL_DIR / "postgres")
     if arguments.command == "migrate":
         migrate(server)

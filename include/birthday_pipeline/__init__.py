@@ -8,7 +8,8 @@ The package, in the order a notification goes through it::
     ids        every DAG, task, connection, Variable and pool id named in more than one place
     status     the notification statuses (Status), as the schema's CHECK constraint allows them
     db/        connections and rows by name (connections), the SQL loader (statements), the page's pool (pool)
-    schema/    the migrations, their runner and the schema check (migrations)
+    schema/    the migration files (files), their runner (runner), where a database stands (status), the check
+               every DAG starts with (check) and the command line (cli, ``python -m birthday_pipeline.schema``)
     plan/      who is due in a window (planning), the late window the sweep re-plans and expires (sweep)
     deliver/   claim under a lease, re-check, render and sign, send paced and fanned out, record every attempt
     operate/   window reports, alerts, metrics, the Prometheus text, retention and the manual resend

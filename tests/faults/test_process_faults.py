@@ -193,7 +193,7 @@ def application_server() -> Iterator[tuple[str, Callable[[], None]]]:
 
 @pytest.fixture
 def pipeline(tmp_path, webhook, application_server) -> Iterator[Pipeline]:
-    from birthday_pipeline.schema.migrations import apply_migrations
+    from birthday_pipeline.schema.runner import apply_migrations
 
     app_url, _ = application_server
     app = psycopg2.connect(app_url)

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from birthday_pipeline.schema.migrations import shipped_migrations
+from birthday_pipeline.schema.files import shipped_migrations
 from tools.local_postgres import airflow_connection, database_url, fresh_database
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -87,9 +87,9 @@ def run_python(*arguments: str, environment: dict[str, str]) -> subprocess.Compl
 def test_the_command_line_and_make_migrate_migrate_the_database_birthday_db_names(empty_db: str, tmp_path) -> None:
     environment = {**os.environ, "AIRFLOW_CONN_BIRTHDAY_DB": airflow_connection(empty_db),
                    "AIRFLOW_HOME": str(tmp_path)}
-    status = run_python("-m", "birthday_pipeline.schema.migrations", "status", environment=environment)
+    status = run_python("-m", "birthday_pipeline.schema", "status", environment=environment)
     assert status.returncode == 0, status.stdout[-3000:]
-    assert f"database at no migration, this code needs {NEEDED}" in status.stdout
+    assert f"birthday_db has no migration of this pipeline, this code needs {NEEDED}" in status.stdout
     assert all(f"pending  {name}" in status.stdout for name in SHIPPED)
     assert recorded(empty_db) == []
 
@@ -99,7 +99,7 @@ def test_the_command_line_and_make_migrate_migrate_the_database_birthday_db_name
     assert recorded(empty_db) == SHIPPED
     assert f"{len(SHIPPED)} migrations applied" in migrate.stdout
 
-    again = run_python("-m", "birthday_pipeline.schema.migrations", "apply", environment=environment)
+    again = run_python("-m", "birthday_pipeline.schema", "apply", environment=environment)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"database at {NEEDED}, this code needs {NEEDED}" in again.stdout
+    assert f"birthday_db is at {NEEDED}, this code needs {NEEDED}" in again.stdout
     assert "0 migrations applied" in again.stdout

@@ -1,6 +1,6 @@
-"""The migration runner against real PostgreSQL: each file once, under a lock, checksummed, adopting databases
-migrated before checksums, leaving a team's own ``users`` (and Rails' ``schema_migrations``) alone, and never
-recording a concurrent index build that left an INVALID index.
+"""The migration runner against real PostgreSQL: each file once, under a lock, checksummed, leaving a team's own
+``users`` (and Rails' ``schema_migrations``) alone, and never recording a concurrent index build that left an
+INVALID index. Messages name the connection id they are given (here one other than ``birthday_db``).
 """
 
 from __future__ import annotations
@@ -17,23 +17,19 @@ import psycopg
 import psycopg2
 import pytest
 
-from birthday_pipeline.schema import migrations
-from birthday_pipeline.schema.migrations import (
-    ChangedMigrationError,
-    MigrationError,
-    apply_migrations,
-    schema_problems,
-    shipped_migrations,
-    status,
-)
+from birthday_pipeline.schema import runner
+from birthday_pipeline.schema.check import schema_problems
+from birthday_pipeline.schema.files import MigrationError, shipped_migrations
+from birthday_pipeline.schema.runner import ChangedMigrationError, apply_migrations
+from birthday_pipeline.schema.status import status
 from birthday_pipeline.settings import Relation
 from tools.local_postgres import database_url, fresh_database
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-BEFORE_CHECKSUMS = PROJECT_DIR / "tests" / "fixtures" / "migrations_before_checksums"
 SHIPPED = [migration.name for migration in shipped_migrations()]
 BUNDLED_USERS = [migration.name for migration in shipped_migrations() if migration.bundled_users]
 RELATION = Relation(("users",))
+CONN_ID = "birthday_db_admin"
 
 
 @pytest.fixture
@@ -61,15 +57,16 @@ def recorded(conn: Any) -> dict[str, str | None]:
 
 
 def test_a_fresh_database_gets_every_migration_once_and_says_so(conn) -> None:
-    assert schema_problems(conn, RELATION, ["hired_on"]) == [
-        f"birthday_db has no migrations of this pipeline (no table birthday_schema_migrations), this code needs "
-        f"{SHIPPED[-1][:4]}: trigger birthday_migrate (or run `python -m birthday_pipeline.schema.migrations apply`)"]
+    assert schema_problems(conn, RELATION, ["hired_on"], conn_id=CONN_ID) == [
+        f"{CONN_ID} has no migrations of this pipeline (no table birthday_schema_migrations), this code needs "
+        f"{SHIPPED[-1][:4]}: trigger birthday_migrate (or run `python -m birthday_pipeline.schema apply --conn-id "
+        f"{CONN_ID}`)"]
     assert apply_migrations(conn) == SHIPPED
     assert recorded(conn) == dict.fromkeys(SHIPPED)
     assert apply_migrations(conn) == []
     current = status(conn)
     assert (current.pending, current.changed, current.unknown, current.version) == ([], [], [], SHIPPED[-1][:4])
-    assert schema_problems(conn, RELATION, ["hired_on"]) == []
+    assert schema_problems(conn, RELATION, ["hired_on"], conn_id=CONN_ID) == []
     # The bundled table has everything planning reads, and its indexes are valid.
     assert query(conn, "SELECT indexrelid::regclass::text, indisvalid FROM pg_index"
                        " WHERE indrelid = 'users'::regclass ORDER BY 1") == [
@@ -80,15 +77,15 @@ def test_the_schema_check_names_the_version_and_what_is_missing(conn) -> None:
     apply_migrations(conn)
     query(conn, "DELETE FROM birthday_schema_migrations WHERE name = %s", (SHIPPED[-1],))
     at = SHIPPED[-2][:4]
-    assert schema_problems(conn, RELATION, ["hired_on"]) == [
-        f"birthday_db is at {at}, this code needs {SHIPPED[-1][:4]} (not applied: {SHIPPED[-1]}): "
+    assert schema_problems(conn, RELATION, ["hired_on"], conn_id=CONN_ID) == [
+        f"{CONN_ID} is at {at}, this code needs {SHIPPED[-1][:4]} (not applied: {SHIPPED[-1]}): "
         "trigger birthday_migrate"]
     assert apply_migrations(conn) == [SHIPPED[-1]]
-    assert schema_problems(conn, Relation(("accounts",)), ["hired_on"]) == [
-        "the users relation accounts (Variable birthday_users_relation) does not exist in birthday_db, or is "
+    assert schema_problems(conn, Relation(("accounts",)), ["hired_on"], conn_id=CONN_ID) == [
+        "the users relation accounts (Variable birthday_users_relation) does not exist in birthday_db_admin, or is "
         "not on this role's search path; see docs/deploy.md"]
     query(conn, "CREATE VIEW accounts AS SELECT id::text AS id, first_name, birthday::timestamp AS birthday FROM users")
-    assert schema_problems(conn, Relation(("accounts",)), ["hired_on"]) == [
+    assert schema_problems(conn, Relation(("accounts",)), ["hired_on"], conn_id=CONN_ID) == [
         'the users relation accounts (Variable birthday_users_relation) has no column last_name, timezone, '
         "hired_on; the pipeline reads id, first_name, last_name, birthday, timezone, hired_on: write a view that "
         "names them (docs/deploy.md)",
@@ -96,8 +93,8 @@ def test_the_schema_check_names_the_version_and_what_is_missing(conn) -> None:
         "zone, not date; id is text, not an integer: cast it in the view (docs/deploy.md)"]
     # A migration numbered below the newest one applied, as a branch merged late adds it: a gap, not a lag.
     query(conn, "DELETE FROM birthday_schema_migrations WHERE name = %s", (SHIPPED[1],))
-    assert schema_problems(conn, RELATION, ["hired_on"]) == [
-        f"birthday_db is at {SHIPPED[-1][:4]} but lacks older ones (not applied: {SHIPPED[1]}): "
+    assert schema_problems(conn, RELATION, ["hired_on"], conn_id=CONN_ID) == [
+        f"{CONN_ID} is at {SHIPPED[-1][:4]} but lacks older ones (not applied: {SHIPPED[1]}): "
         "trigger birthday_migrate"]
 
 
@@ -133,41 +130,14 @@ def test_a_changed_applied_migration_is_refused_and_nothing_runs(conn, tmp_path:
     assert apply_migrations(conn, directory) == ["0001_a.sql", "0003_b.sql"]
     (directory / "0001_a.sql").write_text("CREATE TABLE a (id int, extra text);\n", encoding="utf-8")
     (directory / "0002_c.sql").write_text("CREATE TABLE c (id int);\n", encoding="utf-8")  # a gap, filled late
-    with pytest.raises(ChangedMigrationError, match=r"migration 0001_a\.sql changed after it was applied"):
-        apply_migrations(conn, directory)
+    with pytest.raises(ChangedMigrationError,
+                       match=rf"migration 0001_a\.sql changed after it was applied to {CONN_ID} "):
+        apply_migrations(conn, directory, conn_id=CONN_ID)
     assert list(recorded(conn)) == ["0001_a.sql", "0003_b.sql"]
     assert status(conn, directory).changed == ["0001_a.sql"]
     assert query(conn, "SELECT to_regclass('c')") == [(None,)]
     (directory / "0001_a.sql").write_text("CREATE TABLE a (id int);\n", encoding="utf-8")
     assert apply_migrations(conn, directory) == ["0002_c.sql"]  # a lower number merged later still runs
-
-
-def test_a_database_migrated_before_checksums_is_adopted_and_upgraded(conn) -> None:
-    # What the runner before checksums did: each file in a transaction, its name in schema_migrations.
-    query(conn, "CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-    for path in sorted(BEFORE_CHECKSUMS.glob("*.sql")):
-        query(conn, path.read_text(encoding="utf-8"))
-        query(conn, "INSERT INTO schema_migrations (name) VALUES (%s)", (path.name,))
-    query(conn, "INSERT INTO users (id, first_name, last_name, birthday) VALUES (1, 'Ada', 'Lovelace', '1990-12-10')")
-    query(conn, "INSERT INTO notifications (user_id, occasion_date, send_at) VALUES (1, '2026-12-10', now())")
-    applied_before = dict(query(conn, "SELECT name, applied_at FROM schema_migrations"))
-    assert status(conn).legacy
-    assert [migration.name for migration in status(conn).pending] == [name for name in SHIPPED
-                                                                       if name not in applied_before]
-
-    assert apply_migrations(conn) == [name for name in SHIPPED if name not in applied_before]
-
-    rows = query(conn, "SELECT name, applied_at, checksum FROM birthday_schema_migrations ORDER BY name")
-    checksums = {migration.name: migration.checksum for migration in shipped_migrations()}
-    assert [(name, checksum) for name, _, checksum in rows] == list(checksums.items())
-    assert {name: at for name, at, _ in rows if name in applied_before} == applied_before
-    assert query(conn, "SELECT conname FROM pg_constraint WHERE conrelid = 'notifications'::regclass"
-                       " AND contype = 'f'") == []
-    assert query(conn, "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'users'::regclass"
-                       " ORDER BY 1") == [("users_birth_month_day_covering_idx",), ("users_hired_on_month_day_idx",),
-                                          ("users_pkey",)]
-    assert query(conn, "SELECT count(*) FROM notifications") == [(1,)]
-    assert status(conn).pending == [] and schema_problems(conn, RELATION, ["hired_on"]) == []
 
 
 def test_a_teams_own_users_table_and_rails_schema_migrations_are_left_alone(conn) -> None:
@@ -199,7 +169,7 @@ def test_an_invalid_index_left_by_a_failed_concurrent_build_is_built_again(conn,
     (directory / "0001_people.sql").write_text("CREATE TABLE people (email text);\n"
                                                "INSERT INTO people VALUES ('a'), ('a');\n", encoding="utf-8")
     (directory / "0002_people_email_index.sql").write_text(
-        "-- birthday_pipeline: no-transaction\n"
+        "-- birthday_pipeline: no-transaction index=people_email_idx\n"
         "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS people_email_idx ON people (email);\n", encoding="utf-8")
     with pytest.raises(psycopg2.errors.UniqueViolation):
         apply_migrations(conn, directory)
@@ -220,7 +190,7 @@ def test_a_migration_that_waits_too_long_for_a_lock_changes_nothing(conn, fresh_
     shutil.move(directory / "0002_t_column.sql", tmp_path / "0002_t_column.sql")
     apply_migrations(conn, directory)
     shutil.move(tmp_path / "0002_t_column.sql", directory / "0002_t_column.sql")
-    monkeypatch.setattr(migrations, "LOCK_TIMEOUT", "300ms")
+    monkeypatch.setattr(runner, "LOCK_TIMEOUT", "300ms")
     with closing(psycopg2.connect(fresh_url)) as reader, reader.cursor() as cursor:
         cursor.execute("SELECT * FROM t")  # a transaction of the application's, still open
         with pytest.raises(MigrationError, match=r"0002_t_column\.sql waited more than 300ms for a lock"):

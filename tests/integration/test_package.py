@@ -87,7 +87,7 @@ spec = importlib.util.spec_from_file_location("birthdays_page", Path(sys.argv[3]
 plugin = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(plugin)
 from birthday_pipeline.db.statements import load_sql
-from birthday_pipeline.schema.migrations import pending_migrations
+from birthday_pipeline.schema.files import pending_migrations
 ours = [module.__file__ for module in list(sys.modules.values())
         if getattr(module, "__file__", None) and module.__name__.split(".")[0] in ("birthday_pipeline", "birthdays_page")]
 print(json.dumps({

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 import psycopg2
 
 from birthday_pipeline.plan.planning import ReleaseBatch, Window, hourly_window, plan_window
-from birthday_pipeline.schema.migrations import apply_migrations, pending_migrations
+from birthday_pipeline.schema.files import pending_migrations
+from birthday_pipeline.schema.runner import apply_migrations
 from birthday_pipeline.settings import Settings
 
 # 09:00 on 15 December in London, UTC and Lisbon is 09:00Z; in Lagos 08:00Z.

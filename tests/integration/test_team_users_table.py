@@ -28,7 +28,8 @@ from birthday_pipeline.plan.planning import Window, _upsert_parameters, upsert_s
 from birthday_pipeline.rules.calendar import local_instant
 from birthday_pipeline.rules.occasions import BIRTHDAY
 from birthday_pipeline.rules.timezones import load_zone
-from birthday_pipeline.schema.migrations import apply_migrations, shipped_migrations
+from birthday_pipeline.schema.files import shipped_migrations
+from birthday_pipeline.schema.runner import apply_migrations
 from birthday_pipeline.settings import Settings
 from tests.real_services import get, login, plugin_api_server
 from tools.local_postgres import airflow_connection, database_url, fresh_database

@@ -54,6 +54,11 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else ""
 
 
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a psycopg (``sqlstate``) or psycopg2 (``pgcode``) error; None for any other error."""
+    return getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+
+
 def name_session(conn: Any, application_name: str) -> None:
     """Set the ``application_name`` of ``conn``'s session, so that ``pg_stat_activity`` tells its owner apart."""
     with conn.cursor() as cursor:

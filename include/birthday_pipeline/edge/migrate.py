@@ -16,13 +16,14 @@ def migrate(conn_id: str, *, apply: bool) -> dict[str, Any]:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from birthday_pipeline.schema.migrations import ChangedMigrationError, describe, migrate_connection
+    from birthday_pipeline.schema.runner import ChangedMigrationError, migrate_connection
+    from birthday_pipeline.schema.status import describe
 
     try:
         before, ran = migrate_connection(conn_id, apply=apply)
     except ChangedMigrationError as error:
         raise AirflowFailException(str(error)) from error
-    for line in describe(before):
+    for line in describe(before, conn_id=conn_id):
         log.info("%s", line)
     log.info("%d migrations applied%s", len(ran), "" if apply else " (apply is off: nothing was run)")
     return {"version_before": before.version, "pending_before": [migration.name for migration in before.pending],

@@ -17,11 +17,12 @@ def check_schema(db_conn_id: str) -> dict[str, str]:
     code needs and the users relation has the columns the pipeline reads (one cheap query)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from birthday_pipeline.schema.migrations import needed_version, schema_problems
+    from birthday_pipeline.schema.check import schema_problems
+    from birthday_pipeline.schema.files import needed_version
 
     relation = read_settings().users_relation
     with closing(open_database(db_conn_id)) as conn:
-        problems = schema_problems(conn, relation, date_columns())
+        problems = schema_problems(conn, relation, date_columns(), conn_id=db_conn_id)
     if problems:
         raise AirflowFailException("; ".join(problems))
     log.info("%s is at %s; the users relation %s has every column the pipeline reads", db_conn_id,

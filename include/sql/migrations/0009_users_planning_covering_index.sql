@@ -1,4 +1,4 @@
--- birthday_pipeline: no-transaction
+-- birthday_pipeline: no-transaction index=users_birth_month_day_covering_idx
 -- birthday_pipeline: bundled-users
 -- Planning reads every user born on the window's month-days. With the fields it needs in the index, it reads
 -- them from the index alone (an index-only scan, the users of one month-day side by side) instead of one

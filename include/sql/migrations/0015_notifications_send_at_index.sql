@@ -1,4 +1,4 @@
--- birthday_pipeline: no-transaction
+-- birthday_pipeline: no-transaction index=notifications_send_at_idx
 -- The closing summary of every hourly run and of every sweep run (report/window_counts.sql) counts a window's
 -- notifications in every status by send instant. 0002's index on send_at holds unfinished rows only, so the
 -- count read the whole table: a year of history made it a sequential scan of ten million rows, 288 times a
