@@ -3,7 +3,7 @@
 
 Applies the pipeline's pending migrations to the database that connection `birthday_db` names, so a
 platform without a shell (MWAA, Cloud Composer) can migrate too; the same code runs from the command line
-as `python -m birthday_pipeline.schema.migrations apply` (or `birthday-pipeline-migrate apply`). Trigger it after
+as `python -m birthday_pipeline.schema apply` (or `birthday-pipeline-migrate apply`). Trigger it after
 every upgrade of the package: the first task of every other DAG fails at once, saying so, until it ran.
 
 The task log lists each migration: applied, skipped (a migration of the bundled `users` table, in a
