@@ -1,8 +1,9 @@
 -- Claim the due rows of one batch for one send task: scheduled rows whose instant has come (the sweep
 -- leaves them a grace), rows in sending whose claim's lease ran out (or has no lease row) and retryable
--- failures below the attempt cap, none older than the late window. sweep/due_batches.sql selects with the
--- same conditions. The caller's clock decides what is due, the same clock that guards each send against
--- earliness; whether a lease is alive is the database clock's call (now()), the same for every worker.
+-- failures below the attempt cap, none older than the late window: the condition of shared/due.sql, which
+-- sweep/due_batches.sql selects with too. The caller's clock decides what is due, the same clock that guards
+-- each send against earliness; whether a lease is alive is the database clock's call (now()), the same for
+-- every worker.
 -- The date_columns placeholder lists every occasion's users column, composed from the occasion registry;
 -- users is the users relation (birthday_users_relation), a composed identifier.
 -- The user's columns are read as upsert_notifications.sql reads them (names as text, NULL as empty); a user
@@ -14,13 +15,7 @@ WITH due AS (
     WHERE n.id BETWEEN %(first_id)s AND %(last_id)s
         AND n.occasion = ANY (%(occasions)s::text[])
         AND (%(send_at)s::timestamptz IS NULL OR n.send_at = %(send_at)s::timestamptz)
-        AND n.send_at > %(now)s - %(max_lateness)s::interval
-        AND (
-            (n.status = 'scheduled' AND n.send_at <= %(scheduled_due_by)s)
-            OR (n.status = 'sending' AND NOT EXISTS (
-                SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()))
-            OR (n.status = 'failed' AND n.retry_after <= %(now)s AND n.attempts < %(max_attempts)s)
-        )
+        AND {shared/due}
     ORDER BY n.id
     FOR UPDATE OF n SKIP LOCKED
 )

@@ -19,8 +19,7 @@ WHERE n.id = ANY (%(ids)s::bigint[])
     AND (
         n.status IN ('failed', 'expired', 'cancelled')
         OR (n.status = 'scheduled' AND n.send_at <= %(now)s)
-        OR (n.status = 'sending' AND NOT EXISTS (
-            SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()))
+        OR (n.status = 'sending' AND NOT {shared/lease_live})
         OR (n.status = 'sent' AND %(force)s AND n.sent_at < %(requested_at)s)
     )
 RETURNING n.id, n.user_id, n.occasion, n.occasion_date, n.send_at, n.webhook_id, n.attempts,
