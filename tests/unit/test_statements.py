@@ -27,3 +27,9 @@ def test_the_due_condition_reaches_each_statement_that_selects_due_rows() -> Non
     # Inlined at the placeholder's indentation: the statement reads as if written out.
     assert "\n        AND (\n            n.send_at > %(now)s - %(max_lateness)s::interval\n" in due
     assert "\n        )\n    ORDER BY n.id\n" in due
+
+
+def test_both_claims_return_the_same_columns() -> None:
+    returning = load_sql("shared/claimed_row").split("\nRETURNING ", 1)[1]
+    for name in ("deliver/claim", "resend/claim"):
+        assert load_sql(name).endswith(f"\nRETURNING {returning}"), name
