@@ -42,8 +42,9 @@ def _fragment(match: re.Match[str]) -> str:
 
 
 def compose(conn: Any, name: str, **identifiers: Sequence[tuple[str, ...]]) -> str:
-    """``load_sql(name)`` with each ``{placeholder}`` replaced by a comma-separated list of quoted identifiers,
-    to be executed with a parameter mapping (an empty one when the statement binds nothing).
+    """``load_sql(name)`` (its shared fragments inlined already) with each ``{placeholder}`` replaced by a
+    comma-separated list of quoted identifiers, to be executed with a parameter mapping (an empty one when the
+    statement binds nothing).
 
     Identifiers come from the occasion registry and the settings, never from data. Quoting uses the driver of
     ``conn`` (psycopg2 in tools and tests, psycopg 3 under Airflow's PostgresHook): both ship the same ``sql``
