@@ -76,7 +76,8 @@ def run_bare(batch: dict, in_flight: int) -> dict:
     now = int(time.time())
     requests = []
     for notification_id, user_id, first_name, last_name, occasion_date, webhook_id in rows:
-        body = request_body(notification_id, user_id, first_name, last_name, BIRTHDAY.name, occasion_date)
+        body = request_body(notification_id, user_id, first_name, last_name, BIRTHDAY.name, occasion_date,
+                            BIRTHDAY.message)
         requests.append((body, request_headers(str(webhook_id), now, body, connection.password or None)))
 
     async def post_all() -> int:

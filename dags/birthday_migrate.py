@@ -43,7 +43,7 @@ from birthday_pipeline.ids import DB_CONN, MIGRATE_DAG
     },
 )
 def birthday_migrate() -> None:
-    @task
+    @task(multiple_outputs=False)
     def migrate() -> dict:
         from birthday_pipeline.edge import migrate
 

@@ -60,6 +60,7 @@ from birthday_pipeline.ids import ALERTS_CONN, DB_CONN, HOURLY_DAG, RELEASE_GROU
 )
 def birthday_notifications() -> None:
     @setup
+    @task(multiple_outputs=False)
     def check_schema(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import schema_check
 
@@ -72,7 +73,7 @@ def birthday_notifications() -> None:
         context = get_current_context()
         return hourly.plan(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
 
-    @task(task_id=SEND_BATCH_TASK)
+    @task(task_id=SEND_BATCH_TASK, multiple_outputs=False)
     def send_batch(batch: dict, db_conn_id: str = DB_CONN,
                    webhook_conn_id: str = WEBHOOK_CONN, ti=None) -> dict:
         from birthday_pipeline.edge import sending
@@ -85,6 +86,7 @@ def birthday_notifications() -> None:
         wait >> send_batch(batch)
 
     @teardown
+    @task(multiple_outputs=False)
     def summarize(db_conn_id: str = DB_CONN, alerts_conn_id: str = ALERTS_CONN) -> dict:
         from birthday_pipeline.edge import hourly
 

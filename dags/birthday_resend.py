@@ -54,13 +54,13 @@ from birthday_pipeline.rules.occasions import occasion_names
     },
 )
 def birthday_resend() -> None:
-    @task
+    @task(multiple_outputs=False)
     def check_schema(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import schema_check
 
         return schema_check.check_schema(db_conn_id)
 
-    @task(task_id=RESEND_TASK)
+    @task(task_id=RESEND_TASK, multiple_outputs=False)
     def resend(db_conn_id: str = DB_CONN, webhook_conn_id: str = WEBHOOK_CONN) -> dict:
         from birthday_pipeline.edge import resend
 

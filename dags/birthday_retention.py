@@ -44,13 +44,13 @@ from birthday_pipeline.ids import DB_CONN, RETENTION_DAG
     doc_md=__doc__,
 )
 def birthday_retention() -> None:
-    @task
+    @task(multiple_outputs=False)
     def check_schema(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import schema_check
 
         return schema_check.check_schema(db_conn_id)
 
-    @task
+    @task(multiple_outputs=False)
     def delete_old_history(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import retention
 

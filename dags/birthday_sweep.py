@@ -47,6 +47,7 @@ from birthday_pipeline.ids import ALERTS_CONN, DB_CONN, SEND_BATCH_TASK, SWEEP_D
 )
 def birthday_sweep() -> None:
     @setup
+    @task(multiple_outputs=False)
     def check_schema(db_conn_id: str = DB_CONN) -> dict:
         from birthday_pipeline.edge import schema_check
 
@@ -59,7 +60,7 @@ def birthday_sweep() -> None:
         context = get_current_context()
         return sweep.find_due(db_conn_id, context.get("logical_date") or context["dag_run"].run_after)
 
-    @task(task_id=SEND_BATCH_TASK)
+    @task(task_id=SEND_BATCH_TASK, multiple_outputs=False)
     def send_batch(batch: dict, db_conn_id: str = DB_CONN,
                    webhook_conn_id: str = WEBHOOK_CONN, ti=None) -> dict:
         from birthday_pipeline.edge import sending
@@ -67,6 +68,7 @@ def birthday_sweep() -> None:
         return sending.send_batch(batch, db_conn_id, webhook_conn_id, from_sweep=True, ti=ti)
 
     @teardown
+    @task(multiple_outputs=False)
     def summarize(db_conn_id: str = DB_CONN, alerts_conn_id: str = ALERTS_CONN) -> dict:
         from birthday_pipeline.edge import sweep
 

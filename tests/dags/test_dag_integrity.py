@@ -39,6 +39,19 @@ def test_every_dag_has_tags_docs_an_owner_and_retries_five_seconds_apart(dagbag)
             assert task.retry_delay == timedelta(seconds=5), (dag.dag_id, task.task_id)
 
 
+def test_no_task_unrolls_its_return_value_into_one_xcom_per_key(dagbag) -> None:
+    # A task annotated ``-> dict`` makes Airflow infer multiple_outputs=True and store every key as an XCom of its
+    # own besides return_value: the tasks say multiple_outputs=False, and stay setup or teardown tasks where they
+    # were (@setup / @teardown over @task(multiple_outputs=False)).
+    unrolled = [(dag.dag_id, task.task_id) for dag in dagbag.dags.values() for task in dag.tasks
+                if getattr(task, "multiple_outputs", False)]
+    assert unrolled == []
+    roles = {(dag.dag_id, task.task_id): (task.is_setup, task.is_teardown) for dag in dagbag.dags.values()
+             for task in dag.tasks if task.is_setup or task.is_teardown}
+    assert roles == {(dag_id, task_id): role for dag_id in ("birthday_notifications", "birthday_sweep")
+                     for task_id, role in (("check_schema", (True, False)), ("summarize", (False, True)))}
+
+
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=[path.name for path in DAG_FILES])
 def test_every_dag_sets_catchup_explicitly(dag_file: Path) -> None:
     keywords = {

@@ -22,6 +22,7 @@ from birthday_pipeline.deliver.webhooks import (
     signing_key,
     verify,
 )
+from birthday_pipeline.rules.occasions import BIRTHDAY
 
 # The published test vector of the Standard Webhooks specification.
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -46,7 +47,7 @@ def test_any_change_to_the_message_breaks_the_signature(msg_id: str, timestamp: 
 
 
 def test_body_carries_the_message_and_ids_as_json() -> None:
-    body = request_body(7, 42, "Zoë", "O'Brien", "birthday", date(2026, 12, 15))
+    body = request_body(7, 42, "Zoë", "O'Brien", "birthday", date(2026, 12, 15), BIRTHDAY.message)
     assert json.loads(body) == {
         "message": "Hey, Zoë O'Brien it's your birthday",
         "notification_id": 7,

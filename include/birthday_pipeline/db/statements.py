@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from collections.abc import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -12,16 +13,38 @@ from typing import Any
 # include/sql/ in a checkout, birthday_pipeline/sql/ in the installed wheel: the same package either way.
 SQL_DIR: Traversable = resources.files("birthday_pipeline.sql")
 
+# A ``{shared/<name>}`` placeholder in a statement stands for the SQL of ``include/sql/shared/<name>.sql``: a
+# piece several statements share (the condition that makes a notification due), kept in one file.
+_FRAGMENT = re.compile(r"\{(shared/[a-z_]+)\}")
+
 
 @functools.cache
 def load_sql(name: str) -> str:
-    """The text of ``include/sql/<name>.sql``, e.g. ``load_sql("plan/release_batches")``."""
-    return SQL_DIR.joinpath(*f"{name}.sql".split("/")).read_text(encoding="utf-8")
+    """The text of ``include/sql/<name>.sql``, e.g. ``load_sql("plan/release_batches")``, with each
+    ``{shared/<fragment>}`` placeholder replaced by that fragment.
+
+    A fragment is one of our own SQL files, never data: it is inlined as text, keeps its ``%(name)s``
+    parameters (bound with the statement's) and may itself use fragments. Its leading ``--`` comment lines
+    (what it is, for a reader of the file) are left out, and its lines take the indentation of the placeholder's.
+    """
+    text = SQL_DIR.joinpath(*f"{name}.sql".split("/")).read_text(encoding="utf-8")
+    return _FRAGMENT.sub(_fragment, text)
+
+
+def _fragment(match: re.Match[str]) -> str:
+    """The fragment a ``{shared/<name>}`` placeholder names, indented as the placeholder's line is."""
+    lines = load_sql(match[1]).strip().splitlines()
+    while lines and lines[0].startswith("--"):
+        lines.pop(0)
+    before = match.string[match.string.rfind("\n", 0, match.start()) + 1:match.start()]
+    indent = before[:len(before) - len(before.lstrip())]
+    return f"\n{indent}".join(lines)
 
 
 def compose(conn: Any, name: str, **identifiers: Sequence[tuple[str, ...]]) -> str:
-    """``load_sql(name)`` with each ``{placeholder}`` replaced by a comma-separated list of quoted identifiers,
-    to be executed with a parameter mapping (an empty one when the statement binds nothing).
+    """``load_sql(name)`` (its shared fragments inlined already) with each ``{placeholder}`` replaced by a
+    comma-separated list of quoted identifiers, to be executed with a parameter mapping (an empty one when the
+    statement binds nothing).
 
     Identifiers come from the occasion registry and the settings, never from data. Quoting uses the driver of
     ``conn`` (psycopg2 in tools and tests, psycopg 3 under Airflow's PostgresHook): both ship the same ``sql``

@@ -24,7 +24,7 @@ from birthday_pipeline.db.connections import ReopeningConnection
 from birthday_pipeline.deliver.claims import Claim, Release, TaskRef, claim_batch, recheck, release
 from birthday_pipeline.deliver.fanout import Attempt, Clock, OpenClient, send_all, utc_now
 from birthday_pipeline.deliver.lease import LeaseHeartbeat, end_lease, end_lease_after_sending
-from birthday_pipeline.deliver.pacing import SendPacer
+from birthday_pipeline.deliver.pacing import SendPacer, waits_until
 from birthday_pipeline.deliver.recording import Recorder
 from birthday_pipeline.plan.planning import ReleaseBatch
 from birthday_pipeline.settings import Settings
@@ -82,7 +82,8 @@ def deliver_batch(conn: Any, batch: ReleaseBatch, sender: Sender, grace: timedel
     instant must be before it is claimed (the sweep's head start for the hourly releases).
     """
     if batch.send_at is not None:
-        _sleep_until(batch.send_at, sender.clock)
+        for wait in waits_until(batch.send_at, sender.clock):
+            time.sleep(wait)
     claim = claim_batch(conn, batch, sender.settings, sender.clock(), grace, sender.task)
     return deliver_claimed(conn, claim, sender)
 
@@ -190,9 +191,3 @@ def listed(ids: list[int]) -> str:
     """``ids`` for a log line: all of them up to ``LOGGED_IDS``, then how many more."""
     shown = ", ".join(map(str, ids[:LOGGED_IDS]))
     return f"[{shown}]" if len(ids) <= LOGGED_IDS else f"[{shown}, ... and {len(ids) - LOGGED_IDS} more]"
-
-
-def _sleep_until(instant: Any, clock: Clock) -> None:
-    while (remaining := (instant - clock()).total_seconds()) > 0:
-        time.sleep(remaining)
-

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,10 +21,21 @@ from birthday_pipeline.db.connections import ReopeningConnection, dict_cursor
 from birthday_pipeline.db.statements import load_sql
 
 
-async def sleep_until(instant: datetime, clock: Callable[[], datetime]) -> None:
-    """Sleep until ``clock()`` reaches ``instant``."""
+def waits_until(instant: datetime, clock: Callable[[], datetime]) -> Iterator[float]:
+    """The sleeps (seconds) that bring ``clock()`` to ``instant``: each the time still left, asked of the clock
+    again after the previous one, since a sleep may end early. None once ``instant`` has come.
+
+    The one definition of the wait: ``sleep_until`` sleeps it on the event loop, a send task's wait for its
+    batch's instant (``delivery.deliver_batch``) in its thread.
+    """
     while (remaining := (instant - clock()).total_seconds()) > 0:
-        await asyncio.sleep(remaining)
+        yield remaining
+
+
+async def sleep_until(instant: datetime, clock: Callable[[], datetime]) -> None:
+    """Sleep until ``clock()`` reaches ``instant``, without blocking the event loop."""
+    for wait in waits_until(instant, clock):
+        await asyncio.sleep(wait)
 
 
 def endpoint_key(endpoint: str) -> str:

@@ -1,4 +1,5 @@
-"""The webhook request: message text, JSON body and Standard Webhooks headers, and how a response is judged."""
+"""The webhook request: the message rendered for a user (the texts are the occasions', rules/occasions), JSON body
+and Standard Webhooks headers, and how a response is judged."""
 
 from __future__ import annotations
 
@@ -14,9 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from birthday_pipeline.rules.blanks import strip_blanks
 
 SECRET_PREFIX = "whsec_"
-
-
-BIRTHDAY_MESSAGE = "Hey, {name} it's your birthday"
 
 
 class InvalidSecretError(ValueError):
@@ -50,7 +48,7 @@ def request_body(
     last_name: str,
     occasion: str,
     occasion_date: date,
-    message_template: str = BIRTHDAY_MESSAGE,
+    message_template: str,
 ) -> bytes:
     return json.dumps(
         {

@@ -84,7 +84,7 @@ def _delete_in_batches(conn: Any, statement: str, parameters: dict[str, Any], *,
     after = start
     while True:
         with dict_cursor(conn) as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %(timeout)s, true)", {"timeout": LOCK_TIMEOUT})
+            cursor.execute(load_sql("schema/set_lock_timeout"), {"lock_timeout": LOCK_TIMEOUT})
             cursor.execute(load_sql(statement), {**parameters, **dict(zip(position, after, strict=True))})
             row = cursor.fetchone()
         conn.commit()

@@ -13,7 +13,6 @@ import functools
 from datetime import date, time
 from typing import TYPE_CHECKING
 
-from birthday_pipeline.deliver.webhooks import BIRTHDAY_MESSAGE
 from birthday_pipeline.rules.calendar import Feb29Rule
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ class Occasion:
         return self.feb29_rule or settings.feb29_rule
 
 
-BIRTHDAY = Occasion(name="birthday", date_column="birthday", message=BIRTHDAY_MESSAGE)
+BIRTHDAY = Occasion(name="birthday", date_column="birthday", message="Hey, {name} it's your birthday")
 WORK_ANNIVERSARY = Occasion(
     name="work_anniversary", date_column="hired_on", message="Hey, {name} happy work anniversary"
 )

@@ -4,9 +4,7 @@
 -- repeats is still one requested user.
 SELECT requested.user_id, EXISTS (SELECT FROM {users} AS u WHERE u.id = requested.user_id) AS user_exists, n.id AS notification_id, n.status, n.send_at,
     n.sent_at, n.webhook_id, n.last_error,
-    n.status = 'sending' AND EXISTS (
-        SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()
-    ) AS claim_live
+    n.status = 'sending' AND {shared/lease_live} AS claim_live
 FROM unnest(%(user_ids)s::bigint[]) WITH ORDINALITY AS requested (user_id, position)
 LEFT JOIN notifications AS n
     ON n.user_id = requested.user_id AND n.occasion = %(occasion)s AND n.occasion_date = %(occasion_date)s

@@ -1,16 +1,10 @@
 -- Cancel the due notifications of users who no longer exist: nothing ties notifications to the users relation
 -- (birthday_users_relation, a composed identifier; it may be a team's table or view), so a deleted user's rows
 -- would otherwise wait, unclaimable, until they expire. Only rows a send task may claim now are looked at (the
--- conditions of deliver/claim.sql), so this reads no more than the sweep would send.
+-- condition of shared/due.sql, as deliver/claim.sql), so this reads no more than the sweep would send.
 UPDATE notifications AS n
 SET status = 'cancelled', last_error = 'user no longer exists', claim_token = NULL, claimed_at = NULL,
     updated_at = now()
 WHERE n.occasion = ANY (%(occasions)s::text[])
-    AND n.send_at > %(now)s - %(max_lateness)s::interval
-    AND (
-        (n.status = 'scheduled' AND n.send_at <= %(scheduled_due_by)s)
-        OR (n.status = 'sending' AND NOT EXISTS (
-            SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()))
-        OR (n.status = 'failed' AND n.retry_after <= %(now)s AND n.attempts < %(max_attempts)s)
-    )
+    AND {shared/due}
     AND NOT EXISTS (SELECT FROM {users} AS u WHERE u.id = n.user_id)

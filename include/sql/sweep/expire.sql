@@ -11,7 +11,6 @@ WHERE n.occasion = ANY (%(occasions)s::text[])
     AND (
         n.status = 'scheduled'
         OR (n.status = 'failed' AND n.retry_after IS NOT NULL)
-        OR (n.status = 'sending' AND NOT EXISTS (
-            SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now()))
+        OR (n.status = 'sending' AND NOT {shared/lease_live})
     )
 RETURNING occasion
