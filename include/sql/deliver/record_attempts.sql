@@ -2,7 +2,7 @@
 -- claim still holds to sent or failed. A failed row may be tried again from its retry_after on; NULL means
 -- the failure was permanent. Each attempt names the Airflow task instance that made it (NULLs outside a task).
 -- Joined by primary key, with the claim token a column of the attempts rather than a constant: right after a
--- claim, the planner's statistics still say claim_token is NULL everywhere, and a constant there once made it
+-- claim, the planner's statistics still say claim_token is NULL everywhere, and a constant there would let it
 -- drive a nested loop from that (wrong) estimate over the whole table (docs/performance.md).
 -- Idempotent, so a flush done again after a lost connection changes nothing: an attempt already recorded
 -- under this claim is not inserted twice, and a row no longer holding the token is left alone.

@@ -19,9 +19,9 @@
 -- version_dates lists every occasion's date column (v.birthday, v.hired_on, ...): the rows of one id are
 -- versions of that user when they differ in any column the pipeline reads.
 -- The candidates are computed once (MATERIALIZED), so each user's planning zone is a column the join can hash
--- with the slot's zone and month-day. Inlined, the zone test was a join filter run once per (user, slot) of
--- the same month-day: for the sweep's 48-hour window at 10 M users, 32 million evaluations and 7 to 9 s of
--- every sweep run (docs/performance.md); computed once, the sweep's upsert takes 1 s, the hourly one as long.
+-- with the slot's zone and month-day. Inlined, the zone test would be a join filter run once per (user, slot)
+-- of the same month-day: for the sweep's 48-hour window at 10 M users, 32 million evaluations and about 9 s
+-- (docs/performance.md); computed once, the sweep's upsert takes 1 s and the busiest hour's the same either way.
 WITH slot AS (
     SELECT *
     FROM unnest(
