@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -432,7 +431,7 @@ def test_a_batch_whose_lease_runs_out_stops_sending_and_records_what_it_sent(db,
         assert cursor.fetchone() == (sent_before,)
     assert sorted({status for _, status, _ in rows(db)}) == ["sending", "sent"]
 
-    unpaced = dataclasses.replace(settings, max_requests_per_second=0)
+    unpaced = settings.model_copy(update={"max_requests_per_second": 0})
     # The sweep's re-drive takes the rest at once.
     summary = deliver_batch(db, ReleaseBatch(None, 1, 200, 200), sender_for(webhook, app_database_url, unpaced))
 
