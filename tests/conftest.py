@@ -60,7 +60,8 @@ def settings_text(base: str | None = None, **values: Any) -> str:
 
 def set_settings(environment: pytest.MonkeyPatch, **values: Any) -> None:
     """Set keys of ``birthday_settings`` for one test, as Airflow reads it from the environment
-    (``AIRFLOW_VAR_BIRTHDAY_SETTINGS``), over the keys already set there: ``set_settings(monkeypatch, batch_size=2)``."""
+    (``AIRFLOW_VAR_BIRTHDAY_SETTINGS``), over the keys already set there:
+    ``set_settings(monkeypatch, batch_size=2)``."""
     from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
 
     environment.setenv(SETTINGS_ENVIRONMENT, settings_text(os.environ.get(SETTINGS_ENVIRONMENT), **values))

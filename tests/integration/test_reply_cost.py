@@ -1,6 +1,6 @@
 """A hostile endpoint costs a send task bounded memory and time.
 
-500 rows due, 500 requests in flight (``birthday_max_in_flight``), the send task's body in a process of its own
+500 rows due, 500 requests in flight (``max_in_flight``), the send task's body in a process of its own
 (``tests/reply_cost.py``, real ``birthday_webhook`` connection and aiohttp client) against a raw server on
 127.0.0.1 answering every request with a 200 MB body, a gzip bomb (200 KB inflating to 200 MB) or a body
 trickled a byte at a time. Its peak resident memory (``ru_maxrss``) before and after the send is printed and

@@ -3,7 +3,7 @@
 The database holds what a Rails application leaves: ``schema_migrations`` (with ``version``), a ``users``
 table of another shape, and the people with birthdays in ``employees`` under other column names, with extra
 columns and zone names as Rails stores them. The pipeline's tables live in a schema of their own; a view
-over ``employees`` (docs/deploy.md) is named by ``birthday_users_relation``. While a thread keeps inserting
+over ``employees`` (docs/deploy.md) is named by ``users_relation``. While a thread keeps inserting
 and updating employees, planning, sending, the sweep and the Birthdays page run on real Airflow (``dag.test()``,
 a real API server) and a real receiver.
 """
