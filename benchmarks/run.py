@@ -34,10 +34,10 @@ from benchmarks.history import bench_history
 from benchmarks.measure import percentile, timed, vacuum_analyze
 from benchmarks.sql import execute, load_sql
 from benchmarks.users import busiest_window, copy_users
-from birthday_pipeline.ids import HOURLY_DAG
+from birthday_pipeline.ids import HOURLY_DAG, SETTINGS_VARIABLE
 from birthday_pipeline.plan.planning import ReleaseBatch, plan_window
 from birthday_pipeline.schema.runner import apply_migrations
-from birthday_pipeline.settings import Settings
+from birthday_pipeline.settings import SETTINGS_ENVIRONMENT, Settings
 from tools import local_postgres
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -158,12 +158,11 @@ def receiver_process(latency: float) -> Iterator[str]:
 
 
 def task_environment(app_url: str, receiver_url: str, sizes: Sizes, send_local_time: str) -> dict[str, str]:
-    """What a send task sees: both connections and every setting as ``AIRFLOW_VAR_`` variables."""
-    settings = dataclasses.replace(Settings(), batch_size=sizes.batch_size, max_in_flight=sizes.in_flight)
+    """What a send task sees: both connections and every setting in ``birthday_settings``, from the environment."""
+    settings = Settings(batch_size=sizes.batch_size, max_in_flight=sizes.in_flight, send_local_time=send_local_time)
     return {
         **os.environ,
-        **{f"AIRFLOW_VAR_{name.upper()}": value for name, value in settings.as_variables().items()},
-        "AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME": send_local_time,
+        SETTINGS_ENVIRONMENT: json.dumps(settings.as_json()),
         "AIRFLOW_CONN_BIRTHDAY_DB": local_postgres.airflow_connection(app_url),
         "AIRFLOW_CONN_BIRTHDAY_WEBHOOK": json.dumps({"conn_type": "http", "host": receiver_url,
                                                      "password": "whsec_" + "YmVuY2htYXJrLXNpZ25pbmcta2V5"}),
@@ -248,9 +247,9 @@ def bench_dag(server: str, app_url: str, receiver_url: str, sizes: Sizes, lead_s
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
-    # The send time is set once the services are up: a Variable in the metadata database, not the environment.
-    del environment["AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME"]
-    environment["AIRFLOW_VAR_BIRTHDAY_RELEASE_LEAD_SECONDS"] = str(lead_seconds)
+    # The send time is set once the services are up: birthday_settings in the metadata database, not the
+    # environment (which Airflow would read first).
+    settings = {**json.loads(environment.pop(SETTINGS_ENVIRONMENT)), "release_lead_seconds": lead_seconds}
     with airflow_services(environment, home):
         instant = (datetime.now(UTC) + timedelta(seconds=lead_seconds + 45)).replace(microsecond=0)
         with closing(psycopg2.connect(app_url)) as conn:
@@ -259,7 +258,8 @@ def bench_dag(server: str, app_url: str, receiver_url: str, sizes: Sizes, lead_s
                                         "send_at": instant, "occasion_date": instant.date()})
             # Planning upserts these rows; they only stand in for users whose instant is the benchmark's.
             execute(conn, "reset_notifications")
-        airflow_cli(environment, "variables", "set", "birthday_send_local_time", instant.strftime("%H:%M:%S"))
+        airflow_cli(environment, "variables", "set", SETTINGS_VARIABLE,
+                    json.dumps({**settings, "send_local_time": instant.strftime("%H:%M:%S")}))
         # Any moment of the hour before the instant anchors the run that owns it.
         airflow_cli(environment, "dags", "trigger", DAG_ID, "--logical-date",
                     (instant - timedelta(hours=1, microseconds=-1)).isoformat())

@@ -13,12 +13,12 @@ instant comes. A manual run, a cleared run or `airflow backfill create --dag-id 
 nothing.
 
 Task `check_schema` runs first: it fails at once, saying what to run, when `birthday_db` lacks a migration this
-code needs (trigger `birthday_migrate`) or the users relation (`birthday_users_relation`) lacks a column.
+code needs (trigger `birthday_migrate`) or the users relation (`users_relation`) lacks a column.
 Task `plan` returns the **release batches**: each distinct send instant of the window, split into runs of
-at most `birthday_batch_size` rows. For each batch, the mapped group `release` defers a
-`DateTimeSensorAsync` until `birthday_release_lead_seconds` (30) before the instant, then `send_batch`
+at most `batch_size` rows. For each batch, the mapped group `release` defers a
+`DateTimeSensorAsync` until `release_lead_seconds` (30) before the instant, then `send_batch`
 waits in-process for the exact instant, claims the batch's rows and POSTs them to connection
-`birthday_webhook` (at most `birthday_max_in_flight` at once). Rows that fail retryably make the task fail
+`birthday_webhook` (at most `max_in_flight` at once). Rows that fail retryably make the task fail
 after recording them; Airflow retries it 5 s later (3 retries) and a retry sends only what is not sent.
 
 Every occasion of the registry (`include/birthday_pipeline/rules/occasions.py`: birthdays and work anniversaries) is
@@ -29,9 +29,9 @@ With connection `birthday_alerts` it then sends the run's alert, once per run: n
 failed for good, expired or were invalid since the last alert, or the recovery after such a run
 (docs/operations.md).
 
-Settings are the JSON Variable `birthday_settings` (each key overridable by `AIRFLOW_VAR_BIRTHDAY_<NAME>`),
-read once per task: `send_local_time` (`09:00`), `feb29_rule` (`feb28` or `mar1`), `default_timezone`
-(`UTC`), `batch_size` (`2000`), `max_lateness_hours` (`48`); the README lists them all.
+Settings are the keys of the JSON Variable `birthday_settings`, read once per task: `send_local_time`
+(`09:00`), `feb29_rule` (`feb28` or `mar1`), `default_timezone` (`UTC`), `batch_size` (`2000`),
+`max_lateness_hours` (`48`); the README lists them all.
 """
 
 from __future__ import annotations

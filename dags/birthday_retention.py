@@ -4,12 +4,12 @@
 Keeps the history bounded, so that what every hourly run, sweep and page request reads follows the day's
 work, not the years behind it. Each run, as of its own logical time `T` (never the wall clock), deletes:
 
-- attempt rows (`notification_attempts`) that started more than `birthday_attempt_retention_days` (90)
+- attempt rows (`notification_attempts`) that started more than `attempt_retention_days` (90)
   days before `T`;
-- notifications celebrated more than `birthday_retention_days` (400, at least 366) days before `T`, with
+- notifications celebrated more than `retention_days` (400, at least 366) days before `T`, with
   their remaining attempt rows.
 
-It never deletes a notification whose instant is inside the late window (`birthday_max_lateness_hours`
+It never deletes a notification whose instant is inside the late window (`max_lateness_hours`
 before `T`: the sweep would plan it again), one still `scheduled`, `sending` or failed retryably, or a row another
 transaction holds; so deleting history never makes a sent notification plannable again, and never touches
 what a send is working on. It deletes in batches of 1,000 rows, each its own short transaction, so it runs
@@ -17,7 +17,8 @@ beside live sends without delaying a claim or an upsert. Running it again delete
 log has one line with the counts.
 
 Trigger it by hand (no parameters) to prune at once. Task `check_schema` runs first and fails at once,
-saying what to run, when `birthday_db` lacks a migration this code needs.
+saying what to run, when `birthday_db` lacks a migration this code needs. The settings named here are keys
+of the JSON Variable `birthday_settings` (README, *Settings*).
 """
 
 from __future__ import annotations

@@ -4,15 +4,15 @@
 The safety net that makes recovery independent of the hourly runs. Each run, as of its own logical time
 `T` (never the wall clock):
 
-1. re-plans the late window `[T - birthday_max_lateness_hours, T)` with the same planning SQL as
+1. re-plans the late window `[T - max_lateness_hours, T)` with the same planning SQL as
    `birthday_notifications`, so rows that no hourly run created (scheduler down, DAG paused, runs failed)
    appear;
 2. marks rows whose instant is older than that window `expired`, with the reason; they are never sent;
 3. sends every due row with the same batched send code, mapped over batches (no sensor): `scheduled` rows
-   whose instant passed more than `birthday_sweep_grace_seconds` (120) ago, so it does not race a healthy
+   whose instant passed more than `sweep_grace_seconds` (120) ago, so it does not race a healthy
    hourly release; `sending` rows whose claim's lease ran out (its task stopped renewing it for
-   `birthday_lease_seconds`, 600: a live task's rows are never taken); and retryable `failed` rows below
-   `birthday_max_attempts` (10, counted over every try of every task).
+   `lease_seconds`, 600: a live task's rows are never taken); and retryable `failed` rows below
+   `max_attempts` (10, counted over every try of every task).
 
 Task `check_schema` runs first and fails at once, saying what to run, when `birthday_db` lacks a migration
 this code needs (trigger `birthday_migrate`) or the users relation lacks a column. Every occasion of the
@@ -20,8 +20,9 @@ registry (birthdays, work anniversaries) goes through the same steps. Nothing is
 ever sent before its instant. Trigger it by hand (no parameters) to re-drive at once; task `summarize`
 ends each run with one line per occasion: the late window's notifications in each status.
 With connection `birthday_alerts` it then sends the run's alerts: new problem notifications (or the
-recovery), and hourly windows whose sends are still unfinished `birthday_late_alert_minutes` (15) after
-the window ended (or caught up since), as of the run's time (docs/operations.md).
+recovery), and hourly windows whose sends are still unfinished `late_alert_minutes` (15) after
+the window ended (or caught up since), as of the run's time (docs/operations.md). The settings named here
+are keys of the JSON Variable `birthday_settings` (README, *Settings*).
 """
 
 from __future__ import annotations

@@ -103,13 +103,10 @@ def _database() -> Iterator[Any]:
 
 
 def _settings() -> Any:
-    from airflow.models import Variable
+    from birthday_pipeline.edge.variables import read_settings_in_api_server
 
-    from birthday_pipeline.settings import Settings
-
-    # One lookup per request, as in a task (Settings.read). The API server runs no Task SDK supervisor, so
-    # Airflow's own Variable model reads the secrets backends and the metadata database here.
-    return Settings.read(lambda name: Variable.get(name, default_var=None))
+    # One lookup of birthday_settings per request, through the same Settings.read as a task.
+    return read_settings_in_api_server()
 
 
 def _zone(name: str) -> Any:

@@ -3,12 +3,11 @@
     python -m tests.concurrent_sender DATABASE_URL WEBHOOK_URL FIRST_ID LAST_ID SEND_AT|sweep START_AT SETTINGS_JSON
 
 Every sender sleeps until START_AT (a Unix time) so they claim at the same moment; SETTINGS_JSON holds
-``Settings`` fields as Variable strings (``{"send_local_time": "09:00:00"}``). Prints the rows it claimed.
+the text of ``birthday_settings`` (``{"send_local_time": "09:00:00"}``). Prints the rows it claimed.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from datetime import datetime
@@ -17,7 +16,7 @@ import psycopg2
 
 from birthday_pipeline.deliver.delivery import Sender, deliver_batch
 from birthday_pipeline.plan.planning import ReleaseBatch
-from birthday_pipeline.settings import Settings, variable_name
+from birthday_pipeline.settings import Settings
 from tests.integration.test_delivery import aiohttp_client
 
 
@@ -25,8 +24,7 @@ def main(database_url: str, webhook_url: str, first_id: str, last_id: str, send_
          settings_json: str) -> None:
     batch = ReleaseBatch(None if send_at == "sweep" else datetime.fromisoformat(send_at), int(first_id),
                          int(last_id), 0)
-    overrides = {variable_name(name): value for name, value in json.loads(settings_json).items()}
-    settings = Settings.from_variables(overrides.get)
+    settings = Settings.from_variable_text(settings_json)
     sender = Sender(connect=lambda: psycopg2.connect(database_url), open_client=aiohttp_client(webhook_url),
                     settings=settings, endpoint=webhook_url)
     conn = sender.connect()

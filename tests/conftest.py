@@ -53,6 +53,20 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
 
 
+def settings_text(base: str | None = None, **values: Any) -> str:
+    """The text of ``birthday_settings``: the settings in ``base`` (that text, or None) with ``values`` over them."""
+    return json.dumps({**(json.loads(base) if base else {}), **values})
+
+
+def set_settings(environment: pytest.MonkeyPatch, **values: Any) -> None:
+    """Set keys of ``birthday_settings`` for one test, as Airflow reads it from the environment
+    (``AIRFLOW_VAR_BIRTHDAY_SETTINGS``), over the keys already set there:
+    ``set_settings(monkeypatch, batch_size=2)``."""
+    from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
+
+    environment.setenv(SETTINGS_ENVIRONMENT, settings_text(os.environ.get(SETTINGS_ENVIRONMENT), **values))
+
+
 def insert_due_utc_users(db: Any, count: int) -> datetime:
     """Users 1..``count`` in UTC, each with a notification due one second ago; the instant it was due."""
     instant = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=0)

@@ -1,7 +1,7 @@
 """Demo users for `make run`: a reproducible cohort across many zones, due around the moment it starts.
 
-The demo sets ``birthday_send_local_time`` to a few minutes from now (as a UTC time of day), then gives
-each demo user the birthday whose send instant in their zone lies nearest to now: users in zones at
+The demo sets ``send_local_time`` in ``birthday_settings`` to a few minutes from now (as a UTC time of day),
+then gives each demo user the birthday whose send instant in their zone lies nearest to now: users in zones at
 UTC+0 are due minutes ahead (released by the hourly DAG's sensors), users east of UTC were due hours ago
 (within the late window: sent by the sweep), users west of UTC are due later today.
 """

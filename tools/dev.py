@@ -105,28 +105,18 @@ def start_receiver(environment: dict[str, str]) -> subprocess.Popen | None:
 def store_variables(environment: dict[str, str], demo_time: str | None) -> None:
     """Store every setting in the one JSON Variable ``birthday_settings``, so the UI shows them all.
 
-    A ``birthday_settings`` already there is kept (only the demo's send time changes in it). Without one, it
-    starts from the defaults and the separate ``birthday_<name>`` Variables of an earlier version, so none of
-    them silently stops applying; those are then deleted, as they no longer apply.
+    A ``birthday_settings`` already there is kept (only the demo's send time changes in it); without one, it
+    starts from the defaults.
     """
     path = LOCAL_DIR / "variables.json"
     airflow(environment, "variables", "export", str(path))
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    current = stored.get(SETTINGS_VARIABLE)
-    separate = [name for name in Settings().as_variables() if name in stored]
-    if current is None:
-        values = Settings.from_variables(stored.get).as_json()
-    else:
-        values = json.loads(current) if isinstance(current, str) else current
+    current = json.loads(path.read_text(encoding="utf-8")).get(SETTINGS_VARIABLE)
+    stored = json.loads(current) if isinstance(current, str) else current
+    values = Settings().as_json() if stored is None else dict(stored)
     if demo_time:
         values["send_local_time"] = demo_time
-    if values != current:
+    if values != stored:
         airflow(environment, "variables", "set", SETTINGS_VARIABLE, json.dumps(values))
-    if current is None:
-        for name in separate:
-            airflow(environment, "variables", "delete", name)
-        if separate:
-            print(f"Moved {len(separate)} separate Variables into {SETTINGS_VARIABLE}: {', '.join(separate)}")
 
 
 def add_demo_users(app_url: str, now: datetime) -> tuple[str, int]:

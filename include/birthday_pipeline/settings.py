@@ -1,12 +1,11 @@
-"""Pipeline settings: one JSON Airflow Variable with defaults, parsed and validated in one place.
+"""Pipeline settings: one JSON Airflow Variable with defaults, as a typed model validated in one place.
 
 All settings live in the Variable ``birthday_settings``, a JSON object keyed by setting name
 (``{"send_local_time": "09:00", "batch_size": 2000}``), so a task reads them with one lookup: one metadata
-query, or one secrets-backend call on a managed Airflow. A setting missing from it keeps its default, and
-the environment variable ``AIRFLOW_VAR_BIRTHDAY_<NAME>`` of any single setting overrides it (read from the
-environment, not looked up). Without ``birthday_settings`` the separate Variables ``birthday_<name>`` of
-earlier versions are read one by one, as before, with a warning that says how to move to the JSON one.
-A bad value fails the task with a message that names the setting.
+query, or one secrets-backend call on a managed Airflow. Its key is a setting's only name. A setting missing
+from it keeps its default; without the Variable every default applies. Like any Variable it can come from the
+environment, as Airflow reads ``AIRFLOW_VAR_BIRTHDAY_SETTINGS='{"batch_size": 500}'``, or from a secrets
+backend. A bad value or an unknown key fails the task with one message that names every bad setting.
 """
 
 from __future__ import annotations
@@ -14,27 +13,32 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import time
-from typing import Any, TypeVar
+from typing import Annotated, Any
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError,
+                      field_validator)
 
 from birthday_pipeline.ids import SETTINGS_VARIABLE
 from birthday_pipeline.rules.calendar import Feb29Rule
-from birthday_pipeline.rules.timezones import UnknownTimeZoneError, load_zone
+from birthday_pipeline.rules.timezones import load_zone
 
 VariableLookup = Callable[[str], "str | None"]
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+# Where Airflow's environment secrets backend finds birthday_settings: '{"batch_size": 500}' set here wins over
+# the metadata database (make run, the tests and the benchmarks set it; the pipeline reads only the Variable).
+SETTINGS_ENVIRONMENT = f"AIRFLOW_VAR_{SETTINGS_VARIABLE.upper()}"
 
 # A notification is kept at least a year and a day, so the last occasion of every user is never deleted.
 MIN_RETENTION_DAYS = 366
 
 
 class SettingsError(ValueError):
-    """A Variable holds a value the pipeline cannot use."""
+    """The Variable ``birthday_settings`` holds something the pipeline cannot use."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,163 +65,49 @@ _PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 _NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    send_local_time: time = time(9, 0)
-    feb29_rule: Feb29Rule = Feb29Rule.FEB28
-    default_timezone: str = "UTC"
-    batch_size: int = 2000
-    max_lateness_hours: int = 48
-    release_lead_seconds: int = 30
-    max_in_flight: int = 500
-    request_timeout_seconds: int = 15
-    max_attempts: int = 10
-    sweep_grace_seconds: int = 120
-    lease_seconds: int = 600
-    max_requests_per_second: int = 0
-    retry_after_floor_seconds: int = 5
-    late_alert_minutes: int = 15
-    users_relation: Relation = Relation(("users",))
-    retention_days: int = 400
-    attempt_retention_days: int = 90
-
-    @classmethod
-    def read(cls, lookup: VariableLookup, environment: Mapping[str, str] = os.environ) -> Settings:
-        """The settings with one ``lookup`` of ``birthday_settings``, each overridable from ``environment``.
-
-        ``lookup(name)`` returns a Variable's text, or None for a Variable that is not set. Without
-        ``birthday_settings``, every setting is looked up as its own Variable (``from_variables``).
-        """
-        raw = lookup(SETTINGS_VARIABLE)
-        if raw is None:
-            settings, found = cls._from_separate_variables(lookup)
-            log.warning(
-                "Variable %s is not set: read the %d settings as separate Variables, one lookup each (%s set). "
-                "Store them as one JSON Variable to read them in one lookup: `airflow variables set %s '%s'` "
-                "(see the README, Settings); the separate Variables then no longer apply.",
-                SETTINGS_VARIABLE, len(dataclasses.fields(cls)), ", ".join(found) or "none", SETTINGS_VARIABLE,
-                json.dumps(settings.as_json()),
-            )
-            return settings
-        values = _json_object(raw)
-        unknown = sorted(set(values) - set(_PARSERS))
-        if unknown:
-            raise SettingsError(f"Variable {SETTINGS_VARIABLE} has unknown settings {unknown}; known: {sorted(_PARSERS)}")
-        defaults = cls()
-        parsed = {}
-        for field in dataclasses.fields(cls):
-            override = environment.get(environment_name(field.name))
-            if override is not None:
-                source, value = environment_name(field.name), override
-            else:
-                source, value = f"{SETTINGS_VARIABLE}[{field.name!r}]", values.get(field.name)
-            parsed[field.name] = _parse(source, value, getattr(defaults, field.name), _PARSERS[field.name])
-        return cls(**parsed)
-
-    @classmethod
-    def from_variables(cls, lookup: VariableLookup) -> Settings:
-        """Read every setting as its own Variable through ``lookup(name)`` (None for a Variable that is not set)."""
-        return cls._from_separate_variables(lookup)[0]
-
-    @classmethod
-    def _from_separate_variables(cls, lookup: VariableLookup) -> tuple[Settings, list[str]]:
-        """The settings read one Variable at a time, and the names of the Variables that were set."""
-        defaults = cls()
-        values, found = {}, []
-        for field in dataclasses.fields(cls):
-            name = variable_name(field.name)
-            raw = lookup(name)
-            if raw is not None:
-                found.append(name)
-            values[field.name] = _parse(f"Variable {name}", raw, getattr(defaults, field.name), _PARSERS[field.name])
-        return cls(**values), found
-
-    def as_variables(self) -> dict[str, str]:
-        """These settings as separate Variable values, by Variable name."""
-        return {variable_name(name): value for name, value in self.as_json().items()}
-
-    def as_json(self) -> dict[str, str]:
-        """These settings as the value of ``birthday_settings``: text by setting name."""
-        return {field.name: str(getattr(self, field.name)) for field in dataclasses.fields(self)}
-
-
-def variable_name(setting: str) -> str:
-    """Every setting ``x`` is the separate Variable ``birthday_x`` (and the key ``x`` of ``birthday_settings``)."""
-    return f"birthday_{setting}"
-
-
-def environment_name(setting: str) -> str:
-    """The environment variable that overrides setting ``x``: ``AIRFLOW_VAR_BIRTHDAY_X``, as Airflow names it."""
-    return f"AIRFLOW_VAR_{variable_name(setting).upper()}"
-
-
-def _json_object(raw: Any) -> dict[str, Any]:
-    try:
-        values = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError as error:
-        raise SettingsError(f"Variable {SETTINGS_VARIABLE} is not valid JSON: {error}") from error
-    if not isinstance(values, dict):
-        raise SettingsError(f"Variable {SETTINGS_VARIABLE} must be a JSON object of settings, not {raw!r}")
-    return values
-
-
-def _parse(source: str, raw: Any, default: T, parse: Callable[[str], T]) -> T:
-    if raw is None:
-        return default
-    try:
-        return parse(str(raw).strip())
-    except (ValueError, UnknownTimeZoneError) as error:
-        raise SettingsError(f"{source} has an invalid value {raw!r}: {error}") from error
-
-
-def _local_time(raw: str) -> time:
-    parsed = time.fromisoformat(raw)
+def _local_time(value: Any) -> time:
+    """``09:00`` or ``08:30:15``: a wall-clock time, without an offset (each user's zone gives that)."""
+    if isinstance(value, time):
+        parsed = value
+    elif isinstance(value, str):
+        parsed = time.fromisoformat(value)
+    else:
+        raise ValueError("expected a local time as text, such as 09:00")
     if parsed.tzinfo is not None:
         raise ValueError("a local time carries no offset")
     return parsed
 
 
-def _feb29_rule(raw: str) -> Feb29Rule:
-    try:
-        return Feb29Rule(raw)
-    except ValueError:
-        raise ValueError(f"expected one of {', '.join(Feb29Rule)}") from None
+def _zone(value: str) -> str:
+    load_zone(value)  # UnknownTimeZoneError is a ValueError: pydantic reports it as the reason
+    return value
 
 
-def _zone(raw: str) -> str:
-    load_zone(raw)
-    return raw
-
-
-def _relation(raw: str) -> Relation:
+def _relation(value: Any) -> Relation:
     """``users``, ``app.birthday_users`` or ``"App"."Birthday Users"``: PostgreSQL's rules, plain names folded to
     lower case, quoted ones taken as written."""
+    if isinstance(value, Relation):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a table or view name as text")
     parts, position = [], 0
     while True:
-        match = _NAME_PART.match(raw, position)
+        match = _NAME_PART.match(value, position)
         if match is None:
             raise ValueError("expected a table or view name such as users, app.birthday_users or \"App\".\"Users\"")
         parts.append(match[1].replace('""', '"') if match[1] is not None else match[2].lower())
         position = match.end()
-        if position == len(raw):
+        if position == len(value):
             break
-        if raw[position] != ".":
-            raise ValueError(f"unexpected {raw[position]!r} at position {position + 1}; names are schema.relation")
+        if value[position] != ".":
+            raise ValueError(f"unexpected {value[position]!r} at position {position + 1}; names are schema.relation")
         position += 1
     if len(parts) > 2:
         raise ValueError("at most a schema and a relation (schema.relation)")
     return Relation(tuple(parts))
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be a positive whole number")
-    return value
-
-
-def _retention_days(raw: str) -> int:
-    value = int(raw)
+def _retention_days(value: int) -> int:
     if value < MIN_RETENTION_DAYS:
         raise ValueError(
             f"must be at least {MIN_RETENTION_DAYS} days: every user's last occasion is kept, so that deleting "
@@ -226,29 +116,86 @@ def _retention_days(raw: str) -> int:
     return value
 
 
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be a whole number, 0 or more")
-    return value
+LocalTime = Annotated[time, BeforeValidator(_local_time)]
+Zone = Annotated[str, AfterValidator(_zone)]
+UsersRelation = Annotated[Relation, BeforeValidator(_relation), PlainSerializer(str, return_type=str)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+RetentionDays = Annotated[int, AfterValidator(_retention_days)]
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "send_local_time": _local_time,
-    "feb29_rule": _feb29_rule,
-    "default_timezone": _zone,
-    "batch_size": _positive_int,
-    "max_lateness_hours": _positive_int,
-    "release_lead_seconds": _non_negative_int,
-    "max_in_flight": _positive_int,
-    "request_timeout_seconds": _positive_int,
-    "max_attempts": _positive_int,
-    "sweep_grace_seconds": _non_negative_int,
-    "lease_seconds": _positive_int,
-    "max_requests_per_second": _non_negative_int,
-    "retry_after_floor_seconds": _non_negative_int,
-    "late_alert_minutes": _non_negative_int,
-    "users_relation": _relation,
-    "retention_days": _retention_days,
-    "attempt_retention_days": _positive_int,
-}
+class Settings(BaseModel):
+    """The pipeline's settings: each field is a key of ``birthday_settings``, with its default and its rule."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    send_local_time: LocalTime = time(9, 0)
+    feb29_rule: Feb29Rule = Feb29Rule.FEB28
+    default_timezone: Zone = "UTC"
+    batch_size: PositiveInt = 2000
+    max_lateness_hours: PositiveInt = 48
+    release_lead_seconds: NonNegativeInt = 30
+    max_in_flight: PositiveInt = 500
+    request_timeout_seconds: PositiveInt = 15
+    max_attempts: PositiveInt = 10
+    sweep_grace_seconds: NonNegativeInt = 120
+    lease_seconds: PositiveInt = 600
+    max_requests_per_second: NonNegativeInt = 0
+    retry_after_floor_seconds: NonNegativeInt = 5
+    late_alert_minutes: NonNegativeInt = 15
+    users_relation: UsersRelation = Relation(("users",))
+    retention_days: RetentionDays = 400
+    attempt_retention_days: PositiveInt = 90
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_as_written(cls, value: Any) -> Any:
+        """Text is read without its surrounding blanks; true and false are no setting's value."""
+        if isinstance(value, bool):
+            raise ValueError("true or false is not a value of any setting")
+        return value.strip() if isinstance(value, str) else value
+
+    @classmethod
+    def read(cls, lookup: VariableLookup) -> Settings:
+        """The settings with one ``lookup`` of ``birthday_settings`` (its text, or None when it is not set)."""
+        return cls.from_variable_text(lookup(SETTINGS_VARIABLE))
+
+    @classmethod
+    def from_variable_text(cls, text: str | None) -> Settings:
+        """The settings the text of ``birthday_settings`` holds; None (the Variable is not set) is every default.
+
+        Raises SettingsError naming every bad key: not JSON, not an object, unknown keys, invalid values.
+        """
+        if text is None:
+            log.info("Variable %s is not set: every setting has its default", SETTINGS_VARIABLE)
+            return cls()
+        try:
+            values = json.loads(text) if isinstance(text, str) else text
+        except ValueError as error:
+            raise SettingsError(f"Variable {SETTINGS_VARIABLE} is not valid JSON: {error}") from error
+        if not isinstance(values, dict):
+            raise SettingsError(f"Variable {SETTINGS_VARIABLE} must be a JSON object of settings, not {text!r}")
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise SettingsError(_describe(error)) from None
+
+    def as_json(self) -> dict[str, Any]:
+        """These settings as the value of ``birthday_settings``: JSON values by setting name."""
+        return self.model_dump(mode="json")
+
+
+def _describe(error: ValidationError) -> str:
+    """One message for every problem pydantic found: the unknown keys, then each invalid value and why."""
+    unknown = sorted(str(problem["loc"][0]) for problem in error.errors() if problem["type"] == "extra_forbidden")
+    parts = []
+    if unknown:
+        parts.append(f"Variable {SETTINGS_VARIABLE} has unknown settings {unknown}; "
+                     f"known: {sorted(Settings.model_fields)}")
+    for problem in error.errors():
+        if problem["type"] == "extra_forbidden":
+            continue
+        key = problem["loc"][0] if problem["loc"] else "?"
+        reason = problem["msg"].removeprefix("Value error, ")
+        parts.append(f"Variable {SETTINGS_VARIABLE}[{key!r}] has an invalid value {problem['input']!r}: {reason}")
+    return "; ".join(parts)

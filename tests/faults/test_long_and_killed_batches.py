@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import insert_due_utc_users
+from tests.conftest import insert_due_utc_users, set_settings
 from tests.faults.ledger import ledger_of, record_case
 from tests.webhook_receiver import ReceivedRequest, WebhookReceiver
 
@@ -61,10 +61,9 @@ def sweep_until_settled(db, sweep_dag, user_ids: list[int]) -> int:
 
 @pytest.fixture
 def settings(monkeypatch, request) -> dict[str, str]:
-    """The case's settings, for the sweep's runs (``AIRFLOW_VAR_*``) and for the sender process alike."""
+    """The case's settings, for the sweep's runs (``birthday_settings``) and for the sender process alike."""
     values = {"sweep_grace_seconds": "120", **request.param}
-    for name, value in values.items():
-        monkeypatch.setenv(f"AIRFLOW_VAR_BIRTHDAY_{name.upper()}", value)
+    set_settings(monkeypatch, **values)
     return values
 
 
@@ -78,7 +77,7 @@ def test_a_throttled_batch_three_leases_long_beside_the_sweep_sends_each_message
     rows = (3 * LONG_LEASE_SECONDS + 1) * LONG_RATE  # a second more than three leases
     instant = insert_due_utc_users(db, rows)
     user_ids = list(range(1, rows + 1))
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
     sender = start_sender(app_database_url, webhook, instant, rows, settings)
     started = time.monotonic()
     first = wait_for_first_request(webhook, sender)
@@ -110,7 +109,7 @@ def test_a_send_task_killed_mid_batch_resends_at_most_what_was_in_flight_and_its
         db, webhook, sweep_dag, app_database_url, settings, monkeypatch) -> None:
     instant = insert_due_utc_users(db, KILL_ROWS)
     user_ids = list(range(1, KILL_ROWS + 1))
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
     sender = start_sender(app_database_url, webhook, instant, KILL_ROWS, settings)
     started = time.monotonic()
     first = wait_for_first_request(webhook, sender)
@@ -125,7 +124,7 @@ def test_a_send_task_killed_mid_batch_resends_at_most_what_was_in_flight_and_its
                    if answered_by(request, killed_at) and request.answered_at > killed_at - 1]
 
     time.sleep(KILL_LEASE_SECONDS + 0.5)  # the dead task's lease runs out
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_MAX_REQUESTS_PER_SECOND", "0")  # the re-drive at full speed
+    set_settings(monkeypatch, max_requests_per_second="0")  # the re-drive at full speed
     runs = sweep_until_settled(db, sweep_dag, user_ids)
 
     ledger = ledger_of(db, webhook.requests, user_ids)

@@ -4,7 +4,7 @@ task killed mid-batch and the application's PostgreSQL restarted mid-send.
 One set of services (scheduler, dag-processor, triggerer, API server; LocalExecutor) serves five cohorts of
 1,200 users in turn, each cohort with its own fault. The first three are released by the hourly DAG through
 deferred sensors a minute after they are planned; the last two are overdue and sent by the sweep. Each
-cohort lives in its own fixed-offset zone, so changing ``birthday_send_local_time`` for the next cohort never
+cohort lives in its own fixed-offset zone, so changing ``send_local_time`` for the next cohort never
 moves an earlier one into the window being planned. Settings come from a file read by Airflow's local
 filesystem secrets backend on every lookup, so they change between cohorts without restarting anything.
 

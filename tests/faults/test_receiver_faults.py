@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.conftest import set_settings
 from tests.faults.ledger import ledger_of, record_case
 from tests.webhook_receiver import Answer, ReceivedRequest
 
@@ -44,8 +45,8 @@ def due_cohort(db, instant: datetime, size: int = COHORT, first_id: int = 1) -> 
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SWEEP_GRACE_SECONDS", "0")
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_MAX_IN_FLIGHT", "200")
+    set_settings(monkeypatch, sweep_grace_seconds="0")
+    set_settings(monkeypatch, max_in_flight="200")
 
 
 def sweep_until_settled(db, sweep_dag, user_ids: list[int]) -> int:
@@ -79,7 +80,7 @@ def test_receiver_down_longer_than_every_task_retry(db, webhook, sweep_dag, fast
 
 def test_receiver_slower_than_the_timeout(db, webhook, sweep_dag, fast_retries, monkeypatch) -> None:
     """A reply after the timeout is a failure to the sender; what the receiver did with it, it did."""
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_REQUEST_TIMEOUT_SECONDS", "1")
+    set_settings(monkeypatch, request_timeout_seconds="1")
     user_ids = due_cohort(db, now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1))
     slow = set(random.Random(5).sample(user_ids, COHORT // 10))
     seen: Counter[str] = Counter()
@@ -103,7 +104,7 @@ def test_receiver_slower_than_the_timeout(db, webhook, sweep_dag, fast_retries, 
 
 
 def test_rate_limits_refusals_and_random_server_errors(db, webhook, sweep_dag, fast_retries, monkeypatch) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_RETRY_AFTER_FLOOR_SECONDS", "2")
+    set_settings(monkeypatch, retry_after_floor_seconds="2")
     user_ids = due_cohort(db, now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1))
     picker = random.Random(20261128)
     shuffled = picker.sample(user_ids, len(user_ids))
@@ -149,7 +150,7 @@ def test_a_30_hour_outage_sends_the_late_window_throttled_and_expires_the_rest(
     db, webhook, sweep_dag, fast_retries, monkeypatch
 ) -> None:
     """Nothing ran for 30 hours: rows planned before, users never planned, rows now too old."""
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_MAX_REQUESTS_PER_SECOND", "250")
+    set_settings(monkeypatch, max_requests_per_second="250")
     current = now().replace(minute=0, second=0, microsecond=0)
     planned_late = due_cohort(db, current - timedelta(hours=30), size=600, first_id=1)
     unplanned_late = due_cohort(db, current - timedelta(hours=29), size=600, first_id=10_001)

@@ -23,7 +23,8 @@ import psycopg2
 import pytest
 
 from birthday_pipeline.plan.planning import User
-from tests.conftest import WEBHOOK_SECRET, insert_users
+from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
+from tests.conftest import WEBHOOK_SECRET, insert_users, set_settings, settings_text
 from tests.statsd_listener import Metric, StatsdListener
 from tests.webhook_receiver import Answer, WebhookReceiver
 
@@ -31,11 +32,7 @@ SENT_USERS, REFUSED_USER, INVALID_USER, HUNG_USER, OUTAGE_USER = [1, 2, 3], 4, 5
 ANNIVERSARY_USER = 3
 BIRTH_YEAR = 1990
 PREFIX = "airflow.birthday_pipeline."
-SETTINGS = {
-    "AIRFLOW_VAR_BIRTHDAY_MAX_LATENESS_HOURS": "3",
-    "AIRFLOW_VAR_BIRTHDAY_BATCH_SIZE": "2",
-    "AIRFLOW_VAR_BIRTHDAY_LATE_ALERT_MINUTES": "30",
-}
+SETTINGS = {"max_lateness_hours": 3, "batch_size": 2, "late_alert_minutes": 30}
 
 
 def whole_hour(instant: datetime) -> datetime:
@@ -87,7 +84,8 @@ def tell_the_story(db: Any, alerts: WebhookReceiver, webhook: WebhookReceiver, s
     story = Story(db, alerts, webhook, statsd)
     instant = (datetime.now(UTC) - timedelta(seconds=30)).replace(microsecond=0)
     story.day = day = instant.date()
-    os.environ["AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME"] = instant.strftime("%H:%M:%S")
+    os.environ[SETTINGS_ENVIRONMENT] = settings_text(os.environ.get(SETTINGS_ENVIRONMENT),
+                                                     send_local_time=instant.strftime("%H:%M:%S"))
     with db.cursor() as cursor:
         cursor.execute("TRUNCATE users, notifications, claim_leases, open_alerts RESTART IDENTITY CASCADE")
     db.commit()
@@ -139,8 +137,9 @@ def story(app_database_url) -> Any:
     conn = psycopg2.connect(app_database_url)
     with (pytest.MonkeyPatch.context() as environment, WebhookReceiver() as webhook, WebhookReceiver() as alerts,
           StatsdListener() as statsd):
+        # tell_the_story sets the send time in it itself; set here so that it is restored too.
+        set_settings(environment, **SETTINGS)
         for name, value in {
-            **SETTINGS,
             "AIRFLOW_CONN_BIRTHDAY_WEBHOOK": json.dumps(
                 {"conn_type": "http", "host": webhook.url, "password": WEBHOOK_SECRET}),
             "AIRFLOW_CONN_BIRTHDAY_ALERTS": json.dumps({"conn_type": "http", "host": f"{alerts.url}/alerts"}),
@@ -150,8 +149,6 @@ def story(app_database_url) -> Any:
             "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
         }.items():
             environment.setenv(name, value)
-        # tell_the_story sets the send time itself; registered here so that it is restored too.
-        environment.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", "09:00")
         initialize_task_metrics()
         try:
             yield tell_the_story(conn, alerts, webhook, statsd)

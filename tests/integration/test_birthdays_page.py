@@ -30,10 +30,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from birthday_pipeline.plan.planning import User
+from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
 from plugins.birthdays_page import APPLICATION_NAME, POOL_SIZE
 from tests.auth_manager import HIDDEN_DAGS_ENV
 from tests.chromium import Page, headless_chromium
-from tests.conftest import WEBHOOK_SECRET, insert_users
+from tests.conftest import WEBHOOK_SECRET, insert_users, settings_text
 from tests.real_services import PROJECT_DIR, NoRedirect, get, login, plugin_api_server
 from tests.webhook_receiver import Answer, WebhookReceiver
 
@@ -69,8 +70,8 @@ def produce_demo_day(db: Any, receiver: WebhookReceiver) -> DemoDay:
 
     instant = (datetime.now(UTC) - timedelta(seconds=30)).replace(microsecond=0)
     day = instant.date()
-    os.environ["AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME"] = instant.strftime("%H:%M:%S")
-    os.environ["AIRFLOW_VAR_BIRTHDAY_MAX_LATENESS_HOURS"] = "2"
+    os.environ[SETTINGS_ENVIRONMENT] = settings_text(os.environ.get(SETTINGS_ENVIRONMENT),
+                                                     send_local_time=instant.strftime("%H:%M:%S"), max_lateness_hours=2)
     os.environ["AIRFLOW_CONN_BIRTHDAY_WEBHOOK"] = json.dumps(
         {"conn_type": "http", "host": receiver.url, "password": WEBHOOK_SECRET})
     with db.cursor() as cursor:
@@ -97,9 +98,7 @@ def produce_demo_day(db: Any, receiver: WebhookReceiver) -> DemoDay:
 
 @pytest.fixture(scope="module")
 def demo_day(app_database_url) -> Any:
-    saved = {name: os.environ.get(name) for name in (
-        "AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", "AIRFLOW_VAR_BIRTHDAY_MAX_LATENESS_HOURS",
-        "AIRFLOW_CONN_BIRTHDAY_WEBHOOK")}
+    saved = {name: os.environ.get(name) for name in (SETTINGS_ENVIRONMENT, "AIRFLOW_CONN_BIRTHDAY_WEBHOOK")}
     conn = psycopg2.connect(app_database_url)
     try:
         with WebhookReceiver() as receiver:

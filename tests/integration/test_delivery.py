@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from psycopg2 import sql
 
-from tests.conftest import WEBHOOK_SECRET as SECRET
+from tests.conftest import WEBHOOK_SECRET as SECRET, set_settings
 from birthday_pipeline.deliver.webhooks import verify
 
 
@@ -80,7 +79,7 @@ def dags(app_database_url):
 
 def send_local_time(monkeypatch, instant: datetime) -> None:
     """Make UTC users' send time the time of day of ``instant``."""
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
 
 
 def hourly_run_for(dag, instant: datetime):
@@ -92,8 +91,8 @@ def test_a_released_batch_posts_each_message_once_at_its_instant(db, webhook, da
     hourly, _ = dags
     instant = (now() + timedelta(seconds=12)).replace(microsecond=0)
     send_local_time(monkeypatch, instant)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_RELEASE_LEAD_SECONDS", "5")
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_BATCH_SIZE", "3")
+    set_settings(monkeypatch, release_lead_seconds="5")
+    set_settings(monkeypatch, batch_size="3")
     born = instant.date().replace(year=1990)
     due = [
         (1, "Ada", "Lovelace", born, "UTC"),
@@ -162,7 +161,7 @@ def test_a_failing_webhook_fails_the_rows_and_the_sweep_stops_at_the_attempt_cap
     assert hourly_run_for(hourly, instant).state == "failed"
     assert rows(db, "status, attempts, last_error") == [("failed", 4, "HTTP 500")]  # one try and 3 retries
 
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_MAX_ATTEMPTS", "6")
+    set_settings(monkeypatch, max_attempts="6")
     assert sweep.test(logical_date=now()).state == "success"
     assert rows(db, "status, attempts, last_error") == [("failed", 6, "HTTP 500")]
     assert sweep.test(logical_date=now()).state == "success"
@@ -432,7 +431,7 @@ def test_a_batch_whose_lease_runs_out_stops_sending_and_records_what_it_sent(db,
         assert cursor.fetchone() == (sent_before,)
     assert sorted({status for _, status, _ in rows(db)}) == ["sending", "sent"]
 
-    unpaced = dataclasses.replace(settings, max_requests_per_second=0)
+    unpaced = settings.model_copy(update={"max_requests_per_second": 0})
     # The sweep's re-drive takes the rest at once.
     summary = deliver_batch(db, ReleaseBatch(None, 1, 200, 200), sender_for(webhook, app_database_url, unpaced))
 

@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from birthday_pipeline.plan.planning import User
-from tests.conftest import insert_users
+from tests.conftest import insert_users, set_settings
 from tests.real_services import free_port
 
 
@@ -50,7 +50,7 @@ def test_a_refused_message_is_reported_by_one_email_without_personal_data(db, we
         cursor.execute("TRUNCATE open_alerts")
     db.commit()
     instant = (datetime.now(UTC) - timedelta(seconds=20)).replace(microsecond=0)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
     insert_users(db, [User(1, instant.date().replace(year=1990), "UTC", "Grace", "Hopper")])
     webhook.always(410)
 

@@ -82,15 +82,15 @@ def test_the_schema_check_names_the_version_and_what_is_missing(conn) -> None:
         "trigger birthday_migrate"]
     assert apply_migrations(conn) == [SHIPPED[-1]]
     assert schema_problems(conn, Relation(("accounts",)), ["hired_on"], conn_id=CONN_ID) == [
-        "the users relation accounts (Variable birthday_users_relation) does not exist in birthday_db_admin, or is "
-        "not on this role's search path; see docs/deploy.md"]
+        "the users relation accounts (users_relation in Variable birthday_settings) does not exist in "
+        "birthday_db_admin, or is not on this role's search path; see docs/deploy.md"]
     query(conn, "CREATE VIEW accounts AS SELECT id::text AS id, first_name, birthday::timestamp AS birthday FROM users")
     assert schema_problems(conn, Relation(("accounts",)), ["hired_on"], conn_id=CONN_ID) == [
-        'the users relation accounts (Variable birthday_users_relation) has no column last_name, timezone, '
-        "hired_on; the pipeline reads id, first_name, last_name, birthday, timezone, hired_on: write a view that "
-        "names them (docs/deploy.md)",
-        'in the users relation accounts (Variable birthday_users_relation), birthday is timestamp without time '
-        "zone, not date; id is text, not an integer: cast it in the view (docs/deploy.md)"]
+        "the users relation accounts (users_relation in Variable birthday_settings) has no column last_name, "
+        "timezone, hired_on; the pipeline reads id, first_name, last_name, birthday, timezone, hired_on: write a "
+        "view that names them (docs/deploy.md)",
+        "in the users relation accounts (users_relation in Variable birthday_settings), birthday is timestamp "
+        "without time zone, not date; id is text, not an integer: cast it in the view (docs/deploy.md)"]
     # A migration numbered below the newest one applied, as a branch merged late adds it: a gap, not a lag.
     query(conn, "DELETE FROM birthday_schema_migrations WHERE name = %s", (SHIPPED[1],))
     assert schema_problems(conn, RELATION, ["hired_on"], conn_id=CONN_ID) == [

@@ -16,7 +16,7 @@ import pytest
 from birthday_pipeline.deliver.delivery import RetryableDeliveryError
 from birthday_pipeline.edge import sending
 from birthday_pipeline.plan.planning import ReleaseBatch
-from tests.conftest import insert_due_utc_users
+from tests.conftest import insert_due_utc_users, set_settings
 
 
 def webhook_connection(monkeypatch, host: str, password: str | None = None) -> None:
@@ -30,7 +30,7 @@ def test_a_secret_that_is_not_a_whsec_key_fails_the_task_before_anything_is_clai
 
     secret = "whsec_this is not base64!"
     instant = insert_due_utc_users(db, 3)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
     webhook_connection(monkeypatch, receiver.url, secret)
     hourly = DagBag().get_dag("birthday_notifications")
 
@@ -52,8 +52,8 @@ def test_pacing_keys_the_endpoint_by_its_hash_and_errors_name_its_connection_not
         db, receiver, app_database_url, monkeypatch, caplog) -> None:
     """An endpoint whose URL holds a password and a token, paced, and failing with an error that quotes it."""
     instant = insert_due_utc_users(db, 4)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_MAX_REQUESTS_PER_SECOND", "100")
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, max_requests_per_second="100")
     # aiohttp refuses the scheme, quoting the whole URL in its error.
     endpoint = f"ftp://hook:s3cret-password@127.0.0.1:{receiver.url.rsplit(':', 1)[1]}/birthdays?token=s3cret-token"
     webhook_connection(monkeypatch, endpoint)

@@ -12,7 +12,7 @@ import pytest
 from birthday_pipeline.plan.planning import User, Window, plan_user
 from birthday_pipeline.rules.occasions import OCCASIONS, WORK_ANNIVERSARY, date_columns, occasion_named
 from birthday_pipeline.settings import Settings
-from tests.conftest import insert_users
+from tests.conftest import insert_users, set_settings
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_a_user_with_both_on_the_same_day_gets_two_messages_with_two_webhook_ids
                                                                                    monkeypatch) -> None:
     hourly, _ = dags
     instant = (datetime.now(UTC) - timedelta(seconds=30)).replace(microsecond=0)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
     today = instant.date()
     insert_users(db, [
         User(1, today.replace(year=1990), "UTC", "Ada", "Lovelace", {"hired_on": today.replace(year=2015)}),
@@ -94,7 +94,7 @@ def test_the_sweep_sends_an_overdue_work_anniversary_the_hourly_run_never_planne
                                                                                    monkeypatch) -> None:
     _, sweep = dags
     instant = (datetime.now(UTC) - timedelta(minutes=30)).replace(microsecond=0)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
     hired_on = instant.date().replace(year=2019)
     insert_users(db, [User(7, date(1980, 6, 1) if hired_on.month != 6 else date(1980, 7, 1), "UTC", "Mei", "Tanaka",
                            {"hired_on": hired_on})])

@@ -7,6 +7,7 @@ Planning, the claim, the sweep, the resend look-up and the Birthdays page's user
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -40,7 +41,7 @@ def odd_relation(db: Any) -> Iterator[Settings]:
         cursor.execute(sql.SQL("INSERT INTO {} (id, first_name, last_name, birthday, timezone)"
                                " VALUES (1, 'Ada', 'Lovelace', '1980-12-15', 'UTC')").format(relation))
     db.commit()
-    settings = Settings.from_variables({"birthday_users_relation": SETTING}.get)
+    settings = Settings.from_variable_text(json.dumps({"users_relation": SETTING}))
     assert settings.users_relation.parts == (SCHEMA, TABLE)
     try:
         yield settings

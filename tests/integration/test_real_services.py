@@ -16,7 +16,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.conftest import WEBHOOK_SECRET
+from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
+from tests.conftest import WEBHOOK_SECRET, settings_text
 from tests.real_services import airflow_cli, airflow_services, redis_url
 from tools.local_postgres import database_url, fresh_database, sqlalchemy_url
 
@@ -59,8 +60,8 @@ def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(metadata_url),
         "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME": instant.strftime("%H:%M:%S"),
-        "AIRFLOW_VAR_BIRTHDAY_BATCH_SIZE": "2",
+        SETTINGS_ENVIRONMENT: settings_text(os.environ.get(SETTINGS_ENVIRONMENT),
+                                            send_local_time=instant.strftime("%H:%M:%S"), batch_size=2),
     }
     if celery:
         environment |= {

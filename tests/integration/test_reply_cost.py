@@ -1,6 +1,6 @@
 """A hostile endpoint costs a send task bounded memory and time.
 
-500 rows due, 500 requests in flight (``birthday_max_in_flight``), the send task's body in a process of its own
+500 rows due, 500 requests in flight (``max_in_flight``), the send task's body in a process of its own
 (``tests/reply_cost.py``, real ``birthday_webhook`` connection and aiohttp client) against a raw server on
 127.0.0.1 answering every request with a 200 MB body, a gzip bomb (200 KB inflating to 200 MB) or a body
 trickled a byte at a time. Its peak resident memory (``ru_maxrss``) before and after the send is printed and
@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from tests.conftest import insert_due_utc_users
+from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
+from tests.conftest import insert_due_utc_users, settings_text
 from tests.hostile_endpoint import GZIP_BOMB, HUGE, TRICKLE, HostileEndpoint
 
 ROWS = 500
@@ -27,13 +28,12 @@ GROWTH_BOUND_MIB = 100
 SECONDS_BOUND = 60
 
 
-def send_against(endpoint: HostileEndpoint, instant, **variables: str) -> dict:
+def send_against(endpoint: HostileEndpoint, instant, **settings: str) -> dict:
     env = {**os.environ,
            "AIRFLOW_CONN_BIRTHDAY_WEBHOOK": json.dumps({"conn_type": "http", "host": endpoint.url + "/hook"}),
-           "AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME": instant.strftime("%H:%M:%S"),
-           "AIRFLOW_VAR_BIRTHDAY_MAX_IN_FLIGHT": str(ROWS),
-           "AIRFLOW_VAR_BIRTHDAY_REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT_SECONDS),
-           **{f"AIRFLOW_VAR_BIRTHDAY_{name.upper()}": value for name, value in variables.items()}}
+           SETTINGS_ENVIRONMENT: settings_text(os.environ.get(SETTINGS_ENVIRONMENT),
+                                               send_local_time=instant.strftime("%H:%M:%S"), max_in_flight=ROWS,
+                                               request_timeout_seconds=REQUEST_TIMEOUT_SECONDS, **settings)}
     done = subprocess.run([sys.executable, "-m", "tests.reply_cost", "1", str(ROWS)], env=env, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -13,7 +13,7 @@ from birthday_pipeline.operate.resend import ResendRequest, resend
 from birthday_pipeline.plan.planning import User
 from birthday_pipeline.rules.occasions import BIRTHDAY
 from birthday_pipeline.settings import Settings
-from tests.conftest import insert_users
+from tests.conftest import insert_users, set_settings
 
 INSTANT = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
 DAY = INSTANT.date()
@@ -30,7 +30,7 @@ def resend_dag(app_database_url):
 @pytest.fixture
 def rows(db, monkeypatch) -> dict[str, tuple[int, uuid.UUID]]:
     """Users 1-5 at UTC, their birthday on DAY: 1 sent, 2 failed, 3 expired, 4 invalid, 5 due tomorrow."""
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", INSTANT.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=INSTANT.strftime("%H:%M:%S"))
     insert_users(db, [User(user_id, DAY.replace(year=1990), "UTC", "Ada", "Lovelace") for user_id in range(1, 6)])
     tomorrow = INSTANT + timedelta(days=1)
     with db.cursor() as cursor:

@@ -7,7 +7,6 @@ exactly one message, and a sweep afterwards sends nothing again.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from contextlib import closing
@@ -19,6 +18,7 @@ import psycopg2
 from birthday_pipeline.operate.retention import delete_old_history
 from birthday_pipeline.plan.planning import ReleaseBatch, Window, upsert_window
 from birthday_pipeline.settings import Settings
+from tests.conftest import set_settings
 
 OLD_ROWS = 24_000  # notifications celebrated 500 days ago, one attempt each
 RACE_BATCH = 100
@@ -110,7 +110,7 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
     now = datetime.now(UTC)
     instant = (now - timedelta(seconds=2)).replace(microsecond=0)
     settings = {"send_local_time": instant.strftime("%H:%M:%S"), "max_in_flight": 20, "batch_size": DUE_USERS}
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SETTINGS", json.dumps(settings))
+    set_settings(monkeypatch, **settings)
     old_day = (now - timedelta(days=500)).date()
     # Born half a year from now: no sweep of today plans these users again.
     far = (now + timedelta(days=180)).date()

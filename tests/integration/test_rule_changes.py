@@ -16,7 +16,7 @@ from birthday_pipeline.plan.planning import User, Window, plan_window
 from birthday_pipeline.rules.calendar import Feb29Rule, local_instant
 from birthday_pipeline.rules.timezones import load_zone
 from birthday_pipeline.settings import Settings
-from tests.conftest import insert_users
+from tests.conftest import insert_users, set_settings
 
 FEB_28 = datetime(2026, 2, 28, 9, tzinfo=UTC)  # 2026 has no 29 February
 MAR_1 = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -34,11 +34,11 @@ def hourly(app_database_url):
 def late_window_back_to_march(monkeypatch) -> None:
     """Instants of March 2026 are still within the late window (and never in the future: nothing waits)."""
     hours_since = (datetime.now(UTC) - FEB_28) // timedelta(hours=1)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_MAX_LATENESS_HOURS", str(hours_since + 48))
+    set_settings(monkeypatch, max_lateness_hours=str(hours_since + 48))
 
 
 def setting(monkeypatch, name: str, value: str) -> None:
-    monkeypatch.setenv(f"AIRFLOW_VAR_BIRTHDAY_{name.upper()}", value)
+    set_settings(monkeypatch, **{name: value})
 
 
 def run_the_hour_of(hourly, instant: datetime) -> None:

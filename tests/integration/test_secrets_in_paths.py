@@ -26,7 +26,7 @@ from birthday_pipeline.edge import alert_channels
 from birthday_pipeline.operate.alerts import Alert
 from birthday_pipeline.operate.report import Day, day_report, user_report
 from birthday_pipeline.settings import Settings
-from tests.conftest import insert_due_utc_users
+from tests.conftest import insert_due_utc_users, set_settings
 from tests.hostile_endpoint import HANG, MALFORMED, RESET, HostileEndpoint, closed_port
 
 SECRET = "XoXoPathSecret42"
@@ -92,9 +92,9 @@ def hourly(app_database_url):
 
 def run_hourly(hourly, db, monkeypatch):
     instant = insert_due_utc_users(db, USERS)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_REQUEST_TIMEOUT_SECONDS", "2")
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_RETRY_AFTER_FLOOR_SECONDS", "0")
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, request_timeout_seconds="2")
+    set_settings(monkeypatch, retry_after_floor_seconds="0")
     return instant, hourly.test(logical_date=instant.replace(minute=0, second=0) - timedelta(hours=1))
 
 

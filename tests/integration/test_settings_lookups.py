@@ -13,10 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from birthday_pipeline.settings import SETTINGS_VARIABLE, Settings
+from birthday_pipeline.settings import SETTINGS_ENVIRONMENT, SETTINGS_VARIABLE
 from tests.counting_secrets import CountingSecretsBackend
-
-SETTINGS_PER_TASK = len(Settings().as_json())
 
 
 @pytest.fixture
@@ -54,39 +52,29 @@ def due_users(db, instant: datetime, count: int) -> None:
     db.commit()
 
 
-@pytest.mark.parametrize("stored_as", ["json", "separate"])
 def test_each_task_of_a_sweep_reads_the_settings_in_one_lookup(
-        stored_as, db, webhook, counted_lookups, stored_variables, monkeypatch, caplog) -> None:
+        db, webhook, counted_lookups, stored_variables, monkeypatch, caplog) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     instant = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
     due_users(db, instant, 2)
-    settings = {"send_local_time": instant.strftime("%H:%M:%S"), "max_lateness_hours": "1"}
-    if stored_as == "json":
-        stored_variables(SETTINGS_VARIABLE, json.dumps(settings))
-    else:
-        for name, value in settings.items():
-            stored_variables(f"birthday_{name}", value)
-    # An environment override of one setting still applies: two users, two batches, two send tasks.
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_BATCH_SIZE", "1")
+    # One user a batch: two users, two batches, two send tasks.
+    settings = {"send_local_time": instant.strftime("%H:%M:%S"), "max_lateness_hours": "1", "batch_size": 1}
+    monkeypatch.delenv(SETTINGS_ENVIRONMENT, raising=False)  # the environment would win over the database
+    stored_variables(SETTINGS_VARIABLE, json.dumps(settings))
+    # A separate Variable of an earlier version is no longer looked up, nor applied.
+    stored_variables("birthday_batch_size", "7")
 
     counted_lookups.forget()  # storing a Variable looks it up too
-    with caplog.at_level(logging.WARNING, logger="birthday_pipeline.settings"):
+    with caplog.at_level(logging.INFO, logger="birthday_pipeline.settings"):
         dag_run = DagBag().get_dag("birthday_sweep").test()
 
     assert dag_run.state == "success"
-    # The stored send time applied: both users were planned at it and sent.
+    # The stored send time applied: both users were planned at it and sent, one batch each.
     assert sorted(request.json["user_id"] for request in webhook.requests) == [1, 2]
     tasks = 5  # check_schema (the users relation), find_due, send_batch twice, summarize
     settings_lookups = counted_lookups.task_lookups
     # Each lookup of a task is one request the execution API answers from the metadata database.
     assert len(counted_lookups.server_lookups) <= len(settings_lookups)
-    if stored_as == "json":
-        assert settings_lookups == [SETTINGS_VARIABLE] * tasks
-        assert not [record for record in caplog.records if SETTINGS_VARIABLE in record.getMessage()]
-    else:
-        # Without birthday_settings every setting is its own lookup, and each task warns how to move.
-        assert len(settings_lookups) == tasks * (1 + SETTINGS_PER_TASK)
-        assert settings_lookups.count(SETTINGS_VARIABLE) == tasks
-        warnings = [record.getMessage() for record in caplog.records if SETTINGS_VARIABLE in record.getMessage()]
-        assert len(warnings) == tasks and "airflow variables set birthday_settings" in warnings[0]
+    assert settings_lookups == [SETTINGS_VARIABLE] * tasks
+    assert not [record for record in caplog.records if SETTINGS_VARIABLE in record.getMessage()]

@@ -3,7 +3,7 @@
 The database holds what a Rails application leaves: ``schema_migrations`` (with ``version``), a ``users``
 table of another shape, and the people with birthdays in ``employees`` under other column names, with extra
 columns and zone names as Rails stores them. The pipeline's tables live in a schema of their own; a view
-over ``employees`` (docs/deploy.md) is named by ``birthday_users_relation``. While a thread keeps inserting
+over ``employees`` (docs/deploy.md) is named by ``users_relation``. While a thread keeps inserting
 and updating employees, planning, sending, the sweep and the Birthdays page run on real Airflow (``dag.test()``,
 a real API server) and a real receiver.
 """
@@ -31,6 +31,7 @@ from birthday_pipeline.rules.timezones import load_zone
 from birthday_pipeline.schema.files import shipped_migrations
 from birthday_pipeline.schema.runner import apply_migrations
 from birthday_pipeline.settings import Settings
+from tests.conftest import set_settings
 from tests.real_services import get, login, plugin_api_server
 from tools.local_postgres import airflow_connection, database_url, fresh_database
 
@@ -127,7 +128,7 @@ def team_database(monkeypatch: pytest.MonkeyPatch, webhook) -> Iterator[dict[str
         conn.commit()
     monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB", airflow_connection(as_role(url, "birthday_app")))
     monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB_ADMIN", airflow_connection(as_role(url, "birthday_migrator")))
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_USERS_RELATION", "birthday.team_users")
+    set_settings(monkeypatch, users_relation="birthday.team_users")
     yield {"url": url, "receiver": webhook}
 
 
@@ -173,7 +174,7 @@ def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_wri
         (3,)]
 
     instant = (datetime.now(UTC) - timedelta(seconds=30)).replace(microsecond=0)
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", instant.strftime("%H:%M:%S"))
+    set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
     today, send_time = instant.date(), instant.time()
     people = [  # (given, family, born, time_zone, started_on)
         ("Ada", "Lovelace", today.replace(year=1990), "UTC", None),  # due now: the hourly run sends it
@@ -254,7 +255,7 @@ def test_planning_reads_the_teams_table_through_its_index(team_database) -> None
         apply_migrations(conn)
     build_team_indexes(url)
     with closing(psycopg2.connect(as_role(url, "birthday_app"))) as conn:
-        settings = Settings.from_variables({"birthday_users_relation": "birthday.team_users"}.get)
+        settings = Settings.from_variable_text('{"users_relation": "birthday.team_users"}')
         window = Window(datetime(2026, 12, 15, 9, tzinfo=UTC), datetime(2026, 12, 15, 10, tzinfo=UTC))
         statement = upsert_statement(conn, settings, BIRTHDAY)
         with conn.cursor() as cursor:

@@ -1,4 +1,4 @@
-"""``birthday_max_requests_per_second`` holds for an endpoint across send tasks running at the same time."""
+"""``max_requests_per_second`` holds for an endpoint across send tasks running at the same time."""
 
 from __future__ import annotations
 

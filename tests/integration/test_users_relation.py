@@ -31,6 +31,7 @@ from birthday_pipeline.deliver.webhooks import render_message
 from birthday_pipeline.rules.calendar import local_instant
 from birthday_pipeline.rules.timezones import load_zone, zone_names
 from birthday_pipeline.settings import Relation, Settings
+from tests.conftest import set_settings
 
 TEAM_SCHEMA = """
 DROP VIEW IF EXISTS team_users;
@@ -200,7 +201,7 @@ def team_view(db, monkeypatch):
     with db.cursor() as cursor:
         cursor.execute(TEAM_SCHEMA)
     db.commit()
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_USERS_RELATION", "team_users")
+    set_settings(monkeypatch, users_relation="team_users")
     yield
     with db.cursor() as cursor:
         cursor.execute("DROP VIEW team_users; DROP TABLE team_people, team_emails")
@@ -238,7 +239,7 @@ def run_hourly_then_sweep(dags, run: Run) -> None:
 def test_every_valid_user_gets_one_message_and_every_other_row_says_why(
         db, webhook, team_view, dags, monkeypatch, people: list[Person]) -> None:
     run = Run.now_()
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", run.send_local_time.isoformat())
+    set_settings(monkeypatch, send_local_time=run.send_local_time.isoformat())
     rows = insert_people(db, run, people)
     webhook.clear()
 
@@ -269,7 +270,7 @@ def test_the_reproduction_sends_to_everyone_else(db, webhook, team_view, dags, m
     """Issue 19's case as figures: six users due, one with a NULL family name, one id repeated with other data
     and one row without an id beside them; before, nobody was sent anything."""
     run = Run.now_()
-    monkeypatch.setenv("AIRFLOW_VAR_BIRTHDAY_SEND_LOCAL_TIME", run.send_local_time.isoformat())
+    set_settings(monkeypatch, send_local_time=run.send_local_time.isoformat())
     people = [Person(user_id, f"F{user_id}", None if user_id == 6 else f"L{user_id}", "due", 1990, "UTC", None, 1)
               for user_id in range(1, 7)]
     people += [Person(7, "Twin", "A", "due", 1990, "UTC", None, 0), Person(7, "Twin", "B", "due", 1990, "UTC", None, 0),

@@ -61,5 +61,5 @@ def test_a_mangled_rails_name_is_invalid_and_names_the_zone_it_meant() -> None:
 
 
 def test_the_default_zone_may_be_a_rails_name() -> None:
-    settings = Settings.from_variables({"birthday_default_timezone": "Mountain Time (US & Canada)"}.get)
+    settings = Settings.from_variable_text('{"default_timezone": "Mountain Time (US & Canada)"}')
     assert planning_zone(None, settings).key == "America/Denver"

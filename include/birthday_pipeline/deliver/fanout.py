@@ -1,4 +1,4 @@
-"""The HTTP fan-out: POST claimed rows, at most ``birthday_max_in_flight`` at a time, none before its instant,
+"""The HTTP fan-out: POST claimed rows, at most ``max_in_flight`` at a time, none before its instant,
 paced where a rate is set, and turn every answer into an ``Attempt`` the moment it is known.
 
 Each attempt goes to ``on_attempt`` at once (the recorder writes it down). Before each request ``check()``
@@ -144,7 +144,7 @@ async def _send_one(
 def retry_at_after(reply: Reply, finished_at: datetime, settings: Settings) -> datetime:
     """When a retryable failure may be tried again: at once, unless the endpoint asked for a pause.
 
-    A 429 or a ``Retry-After`` header is honoured, but never shorter than ``birthday_retry_after_floor_seconds``
+    A 429 or a ``Retry-After`` header is honoured, but never shorter than ``retry_after_floor_seconds``
     (an endpoint that says "retry now" is not hammered) nor longer than the late window (after it the row
     expires anyway). An unreadable header counts as none.
     """

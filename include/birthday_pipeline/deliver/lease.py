@@ -1,7 +1,7 @@
 """The lease of a claim: alive exactly as long as its send task keeps it alive, on the database clock.
 
 Each claim token has one row in ``claim_leases`` holding the moment its lease runs out (``expires_at``). The
-claim opens it ``birthday_lease_seconds`` ahead of the database's ``now()``, in the claim's transaction
+claim opens it ``lease_seconds`` ahead of the database's ``now()``, in the claim's transaction
 (``claims.open_lease``); while the task sends, ``LeaseHeartbeat`` moves it that far ahead of ``now()`` again
 every third of the lease, on a connection of its own, by one single-row update (the batch's notification
 rows are never rewritten for it); once the batch is recorded, the task ends it. A ``sending`` row whose lease ran out, or has no row, may be claimed again by anyone

@@ -1,4 +1,4 @@
-"""Pacing: requests to one endpoint spaced ``1 / birthday_max_requests_per_second`` apart across every task.
+"""Pacing: requests to one endpoint spaced ``1 / max_requests_per_second`` apart across every task.
 
 The next free slot of each endpoint lives in the ``send_pacing`` table, keyed by the SHA-256 of the
 endpoint (its URL may carry credentials; a hash is enough to tell endpoints apart and keeps them out of the

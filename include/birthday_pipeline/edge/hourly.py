@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def plan(db_conn_id: str, anchor: datetime) -> list[dict[str, Any]]:
     """Plan the window of the hourly run anchored at ``anchor``; return its releases for the mapped group.
 
-    Each release names its batch and the moment its sensor lets go: ``birthday_release_lead_seconds``
+    Each release names its batch and the moment its sensor lets go: ``release_lead_seconds``
     before the instant, so the send task is up and waiting in-process when the instant comes.
     """
     settings = read_settings()

@@ -1,4 +1,8 @@
-"""The pipeline's settings as a task reads them: one Airflow Variable lookup per task."""
+"""The pipeline's settings as Airflow components read them: one lookup of the Variable ``birthday_settings``.
+
+Tasks and the API server (the Birthdays page) read the same Variable through the same ``Settings.read``; only
+the Variable client differs, as Airflow's components do.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,15 @@ from birthday_pipeline.settings import Settings
 
 
 def read_settings() -> Settings:
-    """The pipeline's settings with one Variable lookup (``birthday_settings``; see ``Settings.read``)."""
+    """The settings as a task reads them, through the Task SDK's Variable (its supervisor does the lookup)."""
     from airflow.sdk import Variable
 
     return Settings.read(lambda name: Variable.get(name, default=None))
+
+
+def read_settings_in_api_server() -> Settings:
+    """The settings as the API server reads them. It runs no Task SDK supervisor, so Airflow's own Variable
+    model reads the secrets backends and the metadata database here."""
+    from airflow.models import Variable
+
+    return Settings.read(lambda name: Variable.get(name, default_var=None))

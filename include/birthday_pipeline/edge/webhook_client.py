@@ -29,7 +29,7 @@ async def webhook_client(conn_id: str, settings: Settings) -> AsyncIterator[Post
     each request through the hook's ``run`` spent more CPU than the request itself (a retrying wrapper per
     call whose retries we never use: retries are this pipeline's own), which capped a send task near half
     of what the endpoint can take (docs/performance.md). The session's connector allows
-    ``birthday_max_in_flight`` connections, where aiohttp's default would cap every task at 100.
+    ``max_in_flight`` connections, where aiohttp's default would cap every task at 100.
     """
     import aiohttp
     from airflow.providers.http.hooks.http import HttpAsyncHook

@@ -9,7 +9,7 @@ mapped task):
   first run to end after it appeared (``notification_alerts`` remembers what was reported);
 - **recovered**: the first run of a DAG that ends clean (no failed task, no new problem) after one of its
   runs reported problems;
-- **late** (sweep runs): hourly windows whose sends are not finished ``birthday_late_alert_minutes`` after the
+- **late** (sweep runs): hourly windows whose sends are not finished ``late_alert_minutes`` after the
   window ended, with their unsent rows per occasion and status, and later the line saying they caught up.
 
 Alerts carry counts, statuses, ids, HTTP statuses, instants and links; never names, birthdays, message
@@ -182,7 +182,7 @@ class LateWindow:
 
 
 def late_windows(conn: Any, now: datetime, settings: Settings) -> list[LateWindow]:
-    """The hourly windows that ended ``birthday_late_alert_minutes`` or more before ``now`` with sends left."""
+    """The hourly windows that ended ``late_alert_minutes`` or more before ``now`` with sends left."""
     late_after = timedelta(minutes=settings.late_alert_minutes)
     cutoff = (now - late_after).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     windows: dict[datetime, LateWindow] = {}

@@ -2,11 +2,11 @@
 
 What is kept, as of a run at ``now``:
 
-- attempt rows (``notification_attempts``) that started within ``birthday_attempt_retention_days`` (90);
-- notifications celebrated within ``birthday_retention_days`` (400, at least 366, so every user's last
+- attempt rows (``notification_attempts``) that started within ``attempt_retention_days`` (90);
+- notifications celebrated within ``retention_days`` (400, at least 366, so every user's last
   occasion is kept and deleting history never makes a sent notification plannable again);
 - whatever the pipeline may still act on, however old: a notification whose instant is inside the late
-  window (``birthday_max_lateness_hours``: the sweep would plan it again), one still ``scheduled``,
+  window (``max_lateness_hours``: the sweep would plan it again), one still ``scheduled``,
   ``sending`` or ``failed`` (a send may still take it, the sweep still expires it), and any row another
   transaction holds at that moment (skipped, never waited for; the next run takes it).
 

@@ -24,7 +24,7 @@ class Occasion:
     """One kind of message: its name, its date column, its local send time, its text and its 29 February rule.
 
     ``send_local_time`` and ``feb29_rule`` left at None follow the pipeline's settings
-    (``birthday_send_local_time``, ``birthday_feb29_rule``).
+    (``send_local_time``, ``feb29_rule``).
     """
 
     name: str

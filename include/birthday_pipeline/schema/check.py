@@ -61,7 +61,7 @@ def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[
 
 def _users_problems(relation: Relation, date_columns: Sequence[str], found: bool, readable: bool,
                     types: dict[str, str], conn_id: str) -> list[str]:
-    where = f"the users relation {relation} (Variable birthday_users_relation)"
+    where = f"the users relation {relation} (users_relation in Variable birthday_settings)"
     if not found:
         return [f"{where} does not exist in {conn_id}, or is not on this role's search path; see docs/deploy.md"]
     problems = []

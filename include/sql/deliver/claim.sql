@@ -4,7 +4,7 @@
 -- sweep/due_batches.sql selects with too. The caller's clock decides what is due, the same clock that guards
 -- each send against earliness; whether a lease is alive is the database clock's call (now()), the same for
 -- every worker.
--- users is the users relation (birthday_users_relation), a composed identifier; the columns returned are
+-- users is the users relation (the users_relation setting), a composed identifier; the columns returned are
 -- shared/claimed_row.sql's, the same as resend/claim.sql's.
 -- SKIP LOCKED lets a concurrent claimer take what this one does not; the token guards every later update.
 WITH due AS (

@@ -1,7 +1,7 @@
 -- The fields of one user the next planned send depends on, read as the planning and the claim read them (names as
 -- text, NULL as empty), and how many differing rows the relation has for the id (user_versions; more than one
 -- makes the user invalid). The date_columns and version_dates placeholders list every occasion's users column,
--- composed from the occasion registry; users is the users relation (birthday_users_relation), a composed
+-- composed from the occasion registry; users is the users relation (the users_relation setting), a composed
 -- identifier.
 SELECT u.id, coalesce(u.first_name::text, '') AS first_name, coalesce(u.last_name::text, '') AS last_name,
     u.timezone::text AS timezone, {date_columns},

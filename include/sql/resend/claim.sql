@@ -1,6 +1,6 @@
 -- Claim the notifications an operator asked to send again, for the resend DAG; the columns returned are
 -- shared/claimed_row.sql's, as deliver/claim.sql's, so the same send code delivers them. users is the users
--- relation (birthday_users_relation), a composed identifier.
+-- relation (the users_relation setting), a composed identifier.
 -- Rows never sent (failed, expired, cancelled, or scheduled with their instant passed) keep their webhook-id:
 -- a receiver that saw an earlier attempt de-duplicates. A row already sent is taken only with force, only if
 -- it was sent before this request (a retried task does not send it twice), and gets a new webhook-id.

@@ -1,6 +1,6 @@
 -- The requested users and their notification of one occasion and date, if any, in the order requested;
 -- claim_live says whether the row is under a claim whose lease has not run out (database clock).
--- The users placeholder is the users relation (birthday_users_relation), a composed identifier; a user id it
+-- The users placeholder is the users relation (the users_relation setting), a composed identifier; a user id it
 -- repeats is still one requested user.
 SELECT requested.user_id, EXISTS (SELECT FROM {users} AS u WHERE u.id = requested.user_id) AS user_exists, n.id AS notification_id, n.status, n.send_at,
     n.sent_at, n.webhook_id, n.last_error,

@@ -2,7 +2,7 @@
 -- plan/upsert_notifications.sql reads them (names as text, NULL as empty). A user id with rows that differ in
 -- them (user_versions above 1) makes the claimed row invalid in the re-check. The date_columns and
 -- version_dates placeholders list every occasion's users column, composed from the occasion registry; users
--- is the users relation (birthday_users_relation), a composed identifier, joined to n as u. Used by
+-- is the users relation (the users_relation setting), a composed identifier, joined to n as u. Used by
 -- deliver/claim.sql and resend/claim.sql, so the same send code delivers what either claims.
 RETURNING n.id, n.user_id, n.occasion, n.occasion_date, n.send_at, n.webhook_id, n.attempts,
     coalesce(u.first_name::text, '') AS first_name, coalesce(u.last_name::text, '') AS last_name,

@@ -1,5 +1,5 @@
 -- Cancel the due notifications of users who no longer exist: nothing ties notifications to the users relation
--- (birthday_users_relation, a composed identifier; it may be a team's table or view), so a deleted user's rows
+-- (the users_relation setting, a composed identifier; it may be a team's table or view), so a deleted user's rows
 -- would otherwise wait, unclaimable, until they expire. Only rows a send task may claim now are looked at (the
 -- condition of shared/due.sql, as deliver/claim.sql), so this reads no more than the sweep would send.
 UPDATE notifications AS n
