@@ -8,7 +8,9 @@ BIN := $(VENV)/bin
 run: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev run $(if $(filter 0,$(DEMO)),--no-demo)
 
+# Lint first (ruff, configured in pyproject.toml): a lint error fails the tests.
 test: $(VENV)/.test chromium
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
 
 # The Birthdays page test renders the page in Debian's headless chromium; install it where it is missing.

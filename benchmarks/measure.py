@@ -1,4 +1,5 @@
-"""What every benchmark phase measures with: a timer, a nearest-rank percentile and the VACUUM ANALYZE after a bulk load."""
+"""What every benchmark phase measures with: a timer, a nearest-rank percentile and the VACUUM ANALYZE after a bulk
+load."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ instant's rows through the real hourly DAG on real Airflow services. Prints a ta
 ``benchmarks/results/latest.json`` and ends with one line ``RESULT key=value ...``.
 
 Each figure is measured in the same run as its reference, so ratios hold on a noisy machine. Everything
-runs in its own databases (``birthday_bench``, ``airflow_bench``, ``airflow_bench_page``) on the embedded PostgreSQL under
-``.local/postgres-bench`` or on the server named by ``BIRTHDAY_POSTGRES_URL``.
+runs in its own databases (``birthday_bench``, ``airflow_bench``, ``airflow_bench_page``) on the embedded PostgreSQL
+under ``.local/postgres-bench`` or on the server named by ``BIRTHDAY_POSTGRES_URL``.
 """
 
 from __future__ import annotations
@@ -337,7 +337,8 @@ def report(figures: dict[str, Any], checks: list[tuple[str, str, bool]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="100k and 1M users for planning and history; under 5 minutes")
+    mode.add_argument("--quick", action="store_true",
+                      help="100k and 1M users for planning and history; under 5 minutes")
     mode.add_argument("--tiny", action="store_true", help="tiny sizes: the code path only (used by a test)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     arguments = parser.parse_args(argv)

@@ -126,7 +126,7 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"birthday-pipeline-test-signing-ke
 
 
 @pytest.fixture
-def webhook(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> WebhookReceiver:
+def webhook(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> WebhookReceiver:  # noqa: F811
     """A real receiver on 127.0.0.1 behind the ``birthday_webhook`` connection, signing with a secret."""
     connection = {"conn_type": "http", "host": receiver.url, "password": WEBHOOK_SECRET}
     monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_WEBHOOK", json.dumps(connection))

@@ -40,7 +40,8 @@ def demo_users(now: datetime, send_time: time) -> list[dict[str, Any]]:
     for zone_index, zone in enumerate(ZONES):
         occasion = _nearest_occasion(now, send_time, zone or "UTC")
         for slot in range(USERS_PER_ZONE):
-            year = rng.choice([1952, 1972, 1992]) if (occasion.month, occasion.day) == (2, 29) else rng.randint(1950, 2010)
+            leap_day = (occasion.month, occasion.day) == (2, 29)
+            year = rng.choice([1952, 1972, 1992]) if leap_day else rng.randint(1950, 2010)
             users.append(
                 {
                     "id": 10**12 + minute * 1000 + zone_index * USERS_PER_ZONE + slot,

@@ -231,13 +231,15 @@ def _group_alive(process: subprocess.Popen) -> bool:
 def guide(local_receiver: bool, demo_time: str | None, demo_count: int) -> str:
     lines = [
         "",
-        f"Airflow is up: {API_URL}  (user admin; password in {AIRFLOW_HOME / 'simple_auth_manager_passwords.json.generated'})",
+        f"Airflow is up: {API_URL}  (user admin; password in "
+        f"{AIRFLOW_HOME / 'simple_auth_manager_passwords.json.generated'})",
         "DAGs: birthday_notifications (hourly), birthday_sweep (every 5 minutes) and birthday_retention (daily),"
         " all unpaused.",
         f"Airflow's own output: {AIRFLOW_HOME / 'standalone.log'}",
     ]
     if local_receiver:
-        lines.append(f"Messages arrive at the local receiver on http://127.0.0.1:{RECEIVER_PORT} and are printed below.")
+        lines.append(f"Messages arrive at the local receiver on http://127.0.0.1:{RECEIVER_PORT}"
+                     " and are printed below.")
     if demo_time:
         lines.append(
             f"Demo: {demo_count} users in many zones; send_local_time in birthday_settings is {demo_time} "

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from birthday_pipeline.deliver.webhooks import verify
 
-SECRET_ENV = "BIRTHDAY_WEBHOOK_SECRET"
+SECRET_ENV = "BIRTHDAY_WEBHOOK_SECRET"  # noqa: S105 - the name of the variable holding it
 TOLERANCE_SECONDS = 5 * 60
 
 

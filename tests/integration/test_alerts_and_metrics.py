@@ -200,7 +200,8 @@ def test_the_hourly_alert_counts_the_failed_and_invalid_rows_once_for_all_its_ma
 
 def test_the_sweep_reports_the_expired_row_and_the_late_window_then_their_recovery(story) -> None:
     expired, late, recovered, caught_up = story.alerts[1:5]
-    assert (expired["counts"], expired["first_ids"]) == ({"birthday": {"expired": 1}}, [story.notification_id(OUTAGE_USER)])
+    assert (expired["counts"], expired["first_ids"]) == (
+        {"birthday": {"expired": 1}}, [story.notification_id(OUTAGE_USER)])
     hung = story.notification_id(HUNG_USER)
     (window,) = late["windows"]
     instant = story.runs["hourly"].logical_date + timedelta(hours=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -144,7 +145,7 @@ def test_two_failures_then_success_is_delivered_on_the_third_try(db, webhook, da
     assert rows(db, "user_id, status, attempts, last_error") == [(1, "sent", 3, None)]
     attempts = attempts_of(db, 1)
     assert [attempt[:3] for attempt in attempts] == [(1, 500, "HTTP 500"), (2, 500, "HTTP 500"), (3, 200, None)]
-    gaps = [(later[3] - earlier[3]).total_seconds() for earlier, later in zip(attempts, attempts[1:])]
+    gaps = [(later[3] - earlier[3]).total_seconds() for earlier, later in itertools.pairwise(attempts)]
     assert min(gaps) >= 5, gaps
     assert len({request.headers["webhook-id"] for request in webhook.requests}) == 1
 
@@ -196,7 +197,8 @@ def test_after_an_outage_the_sweep_delivers_the_late_window_once_and_expires_old
     with db.cursor() as cursor:  # rows an hourly run planned before everything stopped
         cursor.executemany(
             "INSERT INTO notifications (user_id, occasion_date, send_at) VALUES (%s, %s, %s)",
-            [(1, celebrated_at(three_hours_ago), three_hours_ago), (3, celebrated_at(fifty_hours_ago), fifty_hours_ago)],
+            [(1, celebrated_at(three_hours_ago), three_hours_ago),
+             (3, celebrated_at(fifty_hours_ago), fifty_hours_ago)],
         )
     db.commit()
     assert rows(db, "user_id, send_at") == [(1, three_hours_ago), (3, fifty_hours_ago)], "test set-up"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 

@@ -89,7 +89,8 @@ spec.loader.exec_module(plugin)
 from birthday_pipeline.db.statements import load_sql
 from birthday_pipeline.schema.files import pending_migrations
 ours = [module.__file__ for module in list(sys.modules.values())
-        if getattr(module, "__file__", None) and module.__name__.split(".")[0] in ("birthday_pipeline", "birthdays_page")]
+        if getattr(module, "__file__", None)
+        and module.__name__.split(".")[0] in ("birthday_pipeline", "birthdays_page")]
 print(json.dumps({
     "import_errors": {str(key): value for key, value in bag.import_errors.items()},
     "dag_ids": sorted(bag.dag_ids),

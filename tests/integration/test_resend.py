@@ -46,7 +46,7 @@ def rows(db, monkeypatch) -> dict[str, tuple[int, uuid.UUID]]:
             )
             ids.append(cursor.fetchone())
     db.commit()
-    return {status: row for status, row in zip(("sent", "failed", "expired", "invalid", "scheduled"), ids)}
+    return {status: row for status, row in zip(("sent", "failed", "expired", "invalid", "scheduled"), ids, strict=True)}
 
 
 def state(db) -> list[tuple]:

@@ -115,7 +115,8 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
     # Born half a year from now: no sweep of today plans these users again.
     far = (now + timedelta(days=180)).date()
     with db.cursor() as cursor:
-        cursor.execute(HISTORY, {"old_rows": OLD_ROWS, "old_day": old_day, "born": date(1990, far.month, min(far.day, 28)),
+        cursor.execute(HISTORY, {"old_rows": OLD_ROWS, "old_day": old_day,
+                                 "born": date(1990, far.month, min(far.day, 28)),
                                  "old_instant": datetime.combine(old_day, instant.time(), UTC)})
     db.commit()
     # The kept and the deleted, beside the bulk of old sent rows (users 1..4 have one of each besides).
@@ -176,7 +177,8 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
 
     # The two ran at the same time: retention started before the send and ended after it.
     assert outcome["started"] < send_started and outcome["finished"] > send_finished, (
-        f"retention ran {outcome['finished'] - outcome['started']:.2f} s, the send {send_finished - send_started:.2f} s")
+        f"retention ran {outcome['finished'] - outcome['started']:.2f} s, "
+        f"the send {send_finished - send_started:.2f} s")
     assert sampler.samples > 100 and sampler.waits == []
     assert sent == {"claimed": DUE_USERS, "sent": DUE_USERS, "failed": 0, "skipped": 0}
     result = outcome["result"]
@@ -196,7 +198,8 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
         sending.send_batch(again, "birthday_db", "birthday_webhook", from_sweep=True)
     assert sorted(request.json["user_id"] for request in webhook.requests) == list(
         range(OLD_ROWS + 1, OLD_ROWS + DUE_USERS + 1))
-    assert count(db, "SELECT count(*) FROM notifications WHERE status = 'sent' AND id = ANY (%s)", (due_ids,)) == DUE_USERS
+    sent_query = "SELECT count(*) FROM notifications WHERE status = 'sent' AND id = ANY (%s)"
+    assert count(db, sent_query, (due_ids,)) == DUE_USERS
     # The sweep expired the two old unfinished rows; the next retention run deletes them.
     assert retention_dag.delete_old_history("birthday_db", now)["notifications_deleted"] == 2
     assert surviving(db, kept) == kept[2:]
@@ -233,11 +236,12 @@ def test_the_retention_dag_runs_under_dag_test(db) -> None:
     old = now - timedelta(days=401)
     with db.cursor() as cursor:
         cursor.execute("INSERT INTO users (id, first_name, last_name, birthday, timezone)"
-                       " VALUES (1, 'Ada', 'Lovelace', '1990-01-01', 'UTC'), (2, 'Ada', 'Lovelace', '1990-01-01', 'UTC')")
+                       " VALUES (1, 'Ada', 'Lovelace', '1990-01-01', 'UTC'),"
+                       " (2, 'Ada', 'Lovelace', '1990-01-01', 'UTC')")
     db.commit()
     gone = insert_notification(db, 1, "birthday", old.date(), "sent", old, old)
-    stays = insert_notification(db, 2, "birthday", (now - timedelta(days=100)).date(), "sent", now - timedelta(days=100),
-                                now - timedelta(days=100))
+    hundred_days_ago = now - timedelta(days=100)
+    stays = insert_notification(db, 2, "birthday", hundred_days_ago.date(), "sent", hundred_days_ago, hundred_days_ago)
 
     dag_run = DagBag().get_dag("birthday_retention").test(logical_date=now)
 

@@ -147,7 +147,8 @@ def test_endpoints_refusing_connections_leak_no_secret_in_their_path(db, hourly,
 
 
 @pytest.mark.parametrize(("reply", "error"), [
-    (None, "Alert recovered not sent: ConnectionError: connection failed to the endpoint of connection birthday_alerts"),
+    (None, "Alert recovered not sent: ConnectionError: connection failed to the endpoint of connection"
+           " birthday_alerts"),
     (MALFORMED, "Alert recovered not sent: ConnectionError: connection failed to the endpoint of connection"
                 " birthday_alerts"),
     (RESET, "Alert recovered not sent: ConnectionError: connection failed to the endpoint of connection"

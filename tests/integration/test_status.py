@@ -11,7 +11,8 @@ from birthday_pipeline.status import Status
 SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
 # A status column compared with, assigned or tested against quoted literals: status = 'sent', n.status <> 'x',
 # status IN ('a', 'b'), SET status = 'failed'.
-STATUS_CLAUSE = re.compile(r"\bstatus\s*(?:=|<>|!=|(?:NOT\s+)?IN\b)\s*\(?\s*('[^']*'(?:\s*,\s*'[^']*')*)", re.IGNORECASE)
+STATUS_CLAUSE = re.compile(r"\bstatus\s*(?:=|<>|!=|(?:NOT\s+)?IN\b)\s*\(?\s*('[^']*'(?:\s*,\s*'[^']*')*)",
+                           re.IGNORECASE)
 QUOTED = re.compile(r"'([^']*)'")
 
 

@@ -164,7 +164,8 @@ def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_wri
                 cursor.execute(statement)
             app.rollback()
     # The pipeline's tables went to its own schema; the application's users and schema_migrations are untouched.
-    assert rows(url, "SELECT to_regclass('birthday.notifications')::text, to_regclass('birthday.birthday_schema_migrations')::text") == [
+    assert rows(url, "SELECT to_regclass('birthday.notifications')::text,"
+                     " to_regclass('birthday.birthday_schema_migrations')::text") == [
         ("birthday.notifications", "birthday.birthday_schema_migrations")]
     assert rows(url, "SELECT relnamespace::regnamespace::text FROM pg_class WHERE relname = 'notifications'") == [
         ("birthday",)]
@@ -238,7 +239,8 @@ def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_wri
         if expected > instant:  # the due day fell in the previous year's calendar (around New Year)
             expected = local_instant(born[name].replace(year=today.year - 1), send_time, load_zone(zone))
         assert planned[by_name[name]] == ("sent", expected, None), name
-    assert rows(url, "SELECT count(*) FROM birthday.notifications WHERE user_id NOT IN %s", (tuple(by_name.values()),)) == [(0,)]
+    others = "SELECT count(*) FROM birthday.notifications WHERE user_id NOT IN %s"
+    assert rows(url, others, (tuple(by_name.values()),)) == [(0,)]
 
     # The Birthdays page reads the same relation: the Rails zone shown as its IANA zone.
     assert status == 200 and alan_status == 200 and day_status == 200

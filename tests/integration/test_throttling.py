@@ -45,7 +45,7 @@ def test_two_concurrent_send_tasks_share_one_endpoint_rate(db, webhook, app_data
     assert busiest <= RATE + 1, f"{busiest} requests within one second"
     assert times[-1] - times[0] >= (len(times) - 1) / RATE * 0.95
     # The tasks sent at the same time, interleaved, not one after the other.
-    spans = [[request.received_at for request in webhook.requests if (request.json["user_id"] <= ROWS_PER_TASK) == first]
-             for first in (True, False)]
+    spans = [[request.received_at for request in webhook.requests
+              if (request.json["user_id"] <= ROWS_PER_TASK) == first] for first in (True, False)]
     overlap = min(max(span) for span in spans) - max(min(span) for span in spans)
     assert overlap >= 0.8 * (times[-1] - times[0]), f"the tasks overlapped for {overlap:.1f} s only"

@@ -52,7 +52,8 @@ ZONES = ["UTC", "Africa/Abidjan", "Europe/Berlin", "America/New_York", "Asia/Kol
          "Pacific/Kiritimati", "Etc/GMT+12", "Australia/Lord_Howe", "America/St_Johns"]
 TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
 NAMES = st.one_of(
-    st.none(), TEXT, st.just(""), st.just(" \u200b"), st.text(st.sampled_from("ab\x07\x1b[\u202e<!channel>"), max_size=12),
+    st.none(), TEXT, st.just(""), st.just(" \u200b"),
+    st.text(st.sampled_from("ab\x07\x1b[\u202e<!channel>"), max_size=12),
     st.integers(250, 300).map(lambda length: "n" * length),
 )
 ZONE_TEXTS = st.one_of(st.none(), st.sampled_from(ZONES), st.sampled_from(["PST", " utc ", ""]), TEXT,
@@ -168,8 +169,8 @@ def expected_notifications(run: Run, rows: list[tuple]) -> dict[int, Expected]:
             versions.setdefault(row[0], set()).add(row[1:])
     owed = {}
     for user_id, rows_of_id in versions.items():
-        planned = [(row, plan) for row in sorted(rows_of_id, key=repr) for plan in plan_user(reference_user(user_id, row),
-                                                                                              run.late, settings)]
+        planned = [(row, plan) for row in sorted(rows_of_id, key=repr)
+                   for plan in plan_user(reference_user(user_id, row), run.late, settings)]
         if not planned:
             continue
         if len(rows_of_id) > 1:

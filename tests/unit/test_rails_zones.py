@@ -1,4 +1,5 @@
-"""Rails zone names (``ActiveSupport::TimeZone``) are accepted wherever a zone is, as the IANA zone Rails maps them to."""
+"""Rails zone names (``ActiveSupport::TimeZone``) are accepted wherever a zone is, as the IANA zone Rails maps them
+to."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import aiohttp
 import pytest
@@ -22,7 +21,7 @@ def connector_error() -> aiohttp.ClientConnectorError:
     ("error", "described"),
     [
         (connector_error(), "ClientConnectorError: cannot connect to the endpoint of connection birthday_webhook"),
-        (asyncio.TimeoutError(), "TimeoutError: no answer within the timeout from the endpoint of connection"
+        (TimeoutError(), "TimeoutError: no answer within the timeout from the endpoint of connection"
                                  " birthday_webhook"),
         (aiohttp.ServerDisconnectedError(), "ServerDisconnectedError: connection closed without a whole answer by"
                                             " the endpoint of connection birthday_webhook"),

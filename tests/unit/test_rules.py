@@ -6,7 +6,13 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from birthday_pipeline.rules.calendar import Feb29Rule, birth_month_days, celebrated_date, local_dates_around, local_instant
+from birthday_pipeline.rules.calendar import (
+    Feb29Rule,
+    birth_month_days,
+    celebrated_date,
+    local_dates_around,
+    local_instant,
+)
 from birthday_pipeline.rules.timezones import UnknownTimeZoneError, load_zone, zone_names
 
 NINE = time(9, 0)

@@ -4,9 +4,9 @@ Each claim token has one row in ``claim_leases`` holding the moment its lease ru
 claim opens it ``lease_seconds`` ahead of the database's ``now()``, in the claim's transaction
 (``claims.open_lease``); while the task sends, ``LeaseHeartbeat`` moves it that far ahead of ``now()`` again
 every third of the lease, on a connection of its own, by one single-row update (the batch's notification
-rows are never rewritten for it); once the batch is recorded, the task ends it. A ``sending`` row whose lease ran out, or has no row, may be claimed again by anyone
-(deliver/claim.sql, the sweep, the resend); every such comparison is made in SQL against ``now()``, one
-clock for every worker.
+rows are never rewritten for it); once the batch is recorded, the task ends it. A ``sending`` row whose lease
+ran out, or has no row, may be claimed again by anyone (deliver/claim.sql, the sweep, the resend); every such
+comparison is made in SQL against ``now()``, one clock for every worker.
 
 A task stops starting requests the moment it cannot be sure its lease is alive: a renewal found it run out,
 or no renewal has succeeded for two thirds of the lease (the database may be unreachable, the process
@@ -100,7 +100,7 @@ class LeaseHeartbeat:
                             type(error).__name__)
                 wait = min(1.0, self._interval)  # soon again, on a new connection
                 continue
-            except Exception as error:  # anything else is a bug or a broken schema: stop sending, say why
+            except Exception as error:  # noqa: BLE001 - a bug or a broken schema: stop sending, say why
                 self._lost = f"renewing the lease failed ({type(error).__name__}: {error})"
                 log.error("Claim %s: %s", self._token, self._lost)
                 return

@@ -99,7 +99,8 @@ class Recorder:
             if not flushing:
                 continue
             try:
-                self._database.run(lambda conn: self._write(conn, flushing), f"recording {len(flushing)} attempts")
+                self._database.run(lambda conn, rows=flushing: self._write(conn, rows),
+                                   f"recording {len(flushing)} attempts")
             except Exception as error:  # noqa: BLE001 - reported by check() and on leaving the block
                 log.error("Claim %s: could not record %d attempts (%s)", self._token, len(flushing),
                           type(error).__name__)

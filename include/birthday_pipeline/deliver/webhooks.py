@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from birthday_pipeline.rules.blanks import strip_blanks
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 
 
 class InvalidSecretError(ValueError):

@@ -19,6 +19,7 @@ def read_settings() -> Settings:
 def read_settings_in_api_server() -> Settings:
     """The settings as the API server reads them. It runs no Task SDK supervisor, so Airflow's own Variable
     model reads the secrets backends and the metadata database here."""
+    # airflow.sdk's Variable needs the supervisor, which the API server does not run.
     from airflow.models import Variable
 
-    return Settings.read(lambda name: Variable.get(name, default_var=None))
+    return Settings.read(lambda name: Variable.get(name, default_var=None))  # noqa: AIR311

@@ -196,7 +196,8 @@ def health(conn: Any, settings: Settings) -> Health:
                   lateness["count"], due["count"], due["oldest_seconds"])
 
 
-def user_report(conn: Any, user_id: int, settings: Settings, now: datetime, ui_root: str = "/") -> dict[str, Any] | None:
+def user_report(conn: Any, user_id: int, settings: Settings, now: datetime,
+                ui_root: str = "/") -> dict[str, Any] | None:
     """The user's next planned send per occasion (UTC and local) and past notifications; None if no such user."""
     with dict_cursor(conn) as cursor:
         cursor.execute(compose(conn, "report/user", date_columns=[("u", column) for column in date_columns()],

@@ -205,8 +205,8 @@ class ReleaseBatch:
     size: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"send_at": self.send_at and self.send_at.isoformat(), "first_id": self.first_id, "last_id": self.last_id,
-                "size": self.size}
+        return {"send_at": self.send_at and self.send_at.isoformat(), "first_id": self.first_id,
+                "last_id": self.last_id, "size": self.size}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReleaseBatch:
