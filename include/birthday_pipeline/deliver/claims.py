@@ -116,6 +116,7 @@ def claim_rows(conn: Any, statement_name: str, parameters: dict[str, Any], setti
     open_lease(conn, token, settings.lease_seconds, task)
     statement = compose(conn, statement_name, date_columns=[("u", column) for column in date_columns()],
                         version_dates=[("v", column) for column in date_columns()],
+                        versions_of=[("n", "user_id")],
                         users=[settings.users_relation.parts])
     with dict_cursor(conn) as cursor:
         rows = [ClaimedRow.from_claim(row)

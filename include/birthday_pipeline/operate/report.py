@@ -202,6 +202,7 @@ def user_report(conn: Any, user_id: int, settings: Settings, now: datetime,
     with dict_cursor(conn) as cursor:
         cursor.execute(compose(conn, "report/user", date_columns=[("u", column) for column in date_columns()],
                                version_dates=[("v", column) for column in date_columns()],
+                               versions_of=[("u", "id")],
                                users=[settings.users_relation.parts]),
                        {"user_id": user_id})
         found = cursor.fetchone()

@@ -275,7 +275,8 @@ def upsert_window(conn: Any, window: Window, settings: Settings) -> Upserted:
 def upsert_statement(conn: Any, settings: Settings, occasion: Occasion) -> str:
     """plan/upsert_notifications.sql for ``occasion``, composed for the users relation of ``settings``."""
     return compose(conn, "plan/upsert_notifications", source_date=[("u", occasion.date_column)],
-                   version_dates=[("v", column) for column in date_columns()], users=[settings.users_relation.parts])
+                   version_dates=[("v", column) for column in date_columns()], versions_of=[("r", "id")],
+                   users=[settings.users_relation.parts])
 
 
 def _upsert_parameters(slots: list[Slot], settings: Settings, occasion: Occasion) -> dict[str, Any]:

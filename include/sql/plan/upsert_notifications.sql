@@ -57,14 +57,7 @@ candidate AS MATERIALIZED (
         r.last_name,
         r.source_date,
         (extract(month FROM r.source_date) * 100 + extract(day FROM r.source_date))::integer AS birth_month_day,
-        (
-            SELECT count(*)
-            FROM (
-                SELECT DISTINCT v.first_name::text, v.last_name::text, v.timezone::text, {version_dates}
-                FROM {users} AS v
-                WHERE v.id = r.id
-            ) AS version
-        ) AS versions,
+        {shared/user_versions} AS versions,
         r.timezone IS NOT NULL AND r.timezone <> ALL (%(known_zones)s::text[]) AS zone_unknown,
         CASE
             WHEN r.timezone = ANY (%(known_zones)s::text[]) THEN r.timezone

@@ -5,14 +5,7 @@
 -- identifier.
 SELECT u.id, coalesce(u.first_name::text, '') AS first_name, coalesce(u.last_name::text, '') AS last_name,
     u.timezone::text AS timezone, {date_columns},
-    (
-        SELECT count(*)
-        FROM (
-            SELECT DISTINCT v.first_name::text, v.last_name::text, v.timezone::text, {version_dates}
-            FROM {users} AS v
-            WHERE v.id = u.id
-        ) AS version
-    ) AS user_versions
+    {shared/user_versions} AS user_versions
 FROM {users} AS u
 WHERE u.id = %(user_id)s
 LIMIT 1

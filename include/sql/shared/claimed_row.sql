@@ -7,11 +7,4 @@
 RETURNING n.id, n.user_id, n.occasion, n.occasion_date, n.send_at, n.webhook_id, n.attempts,
     coalesce(u.first_name::text, '') AS first_name, coalesce(u.last_name::text, '') AS last_name,
     u.timezone::text AS timezone, {date_columns},
-    (
-        SELECT count(*)
-        FROM (
-            SELECT DISTINCT v.first_name::text, v.last_name::text, v.timezone::text, {version_dates}
-            FROM {users} AS v
-            WHERE v.id = n.user_id
-        ) AS version
-    ) AS user_versions
+    {shared/user_versions} AS user_versions
