@@ -29,6 +29,9 @@ from typing import Any
 import psycopg2
 import pytest
 
+from birthday_pipeline.ids import SETTINGS_VARIABLE
+from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
+from tests.conftest import settings_text
 from tests.faults.ledger import Ledger, ledger_of, record_case
 from tests.real_services import AirflowServices, airflow_services
 from tests.webhook_receiver import Answer, ReceivedRequest, WebhookReceiver
@@ -138,8 +141,9 @@ class Pipeline:
 
 
 def write_variables(path: Path, **settings: str) -> None:
+    """Set keys of ``birthday_settings`` in the secrets backend's variables file, over those already there."""
     values = json.loads(path.read_text()) if path.exists() else {}
-    values |= {f"birthday_{name}": value for name, value in settings.items()}
+    values[SETTINGS_VARIABLE] = settings_text(values.get(SETTINGS_VARIABLE), **settings)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(values))
     temporary.replace(path)  # a reader sees the old file or the new one, never half of one
@@ -204,7 +208,8 @@ def pipeline(tmp_path, webhook, application_server) -> Iterator[Pipeline]:
     write_variables(variables_file, batch_size=str(BATCH_SIZE), lease_seconds=str(LEASE_SECONDS),
                     release_lead_seconds=str(RELEASE_LEAD_SECONDS), send_local_time="09:00:00")
     environment = {
-        **os.environ,
+        # The settings come from the variables file alone: Airflow would read the environment's first.
+        **{name: value for name, value in os.environ.items() if name != SETTINGS_ENVIRONMENT},
         "AIRFLOW_HOME": str(tmp_path),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": local_postgres.sqlalchemy_url(metadata_url),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
