@@ -3,6 +3,10 @@
 Airflow reads its configuration when it is first imported, so the environment is set in
 ``pytest_configure``, before any test module is collected. The server is the one named by
 ``BIRTHDAY_POSTGRES_URL`` or, without it, an embedded PostgreSQL under ``.local/postgres-test``.
+
+Under ``pytest -n N`` (pytest-xdist, as ``make test`` runs it) each worker is a process of its own with its
+own databases (``per_worker``), Airflow home and ports; the controller migrates Airflow's metadata database
+once and every worker starts from a copy of it.
 """
 
 from __future__ import annotations
@@ -26,14 +30,25 @@ from tests.webhook_receiver import WebhookReceiver, receiver  # noqa: F401 - the
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 APP_DATABASE = "birthday_test"
 AIRFLOW_DATABASE = "airflow_test"
+# pytest-xdist names its workers gw0, gw1, ...; a run without -n has none.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def per_worker(name: str) -> str:
+    """``name`` for this test process: a database or data directory of its own under each xdist worker
+    (``birthday_test_gw1``), the name itself in a run without workers."""
+    return f"{name}_{XDIST_WORKER}" if XDIST_WORKER else name
 
 
 def pytest_configure(config: pytest.Config) -> None:
     from tools import local_postgres
 
     server = local_postgres.server_url(local_postgres.LOCAL_DIR / "postgres-test")
-    app_url = local_postgres.fresh_database(server, APP_DATABASE)
     airflow_url = local_postgres.ensure_database(server, AIRFLOW_DATABASE)
+    if XDIST_WORKER:
+        # The controller migrated it before starting the workers.
+        airflow_url = local_postgres.copy_database(server, AIRFLOW_DATABASE, per_worker(AIRFLOW_DATABASE))
+    app_url = local_postgres.fresh_database(server, per_worker(APP_DATABASE))
     airflow_home = Path(tempfile.mkdtemp(prefix="birthday-airflow-home-"))
     os.environ.update(
         {
@@ -46,6 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "AIRFLOW_CONN_BIRTHDAY_DB": local_postgres.airflow_connection(app_url),
         }
     )
+    if XDIST_WORKER:
+        return
     migrate = subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, check=False
     )

@@ -95,6 +95,24 @@ def fresh_database(url: str, database: str) -> str:
     return ensure_database(url, database)
 
 
+def copy_database(url: str, template: str, database: str) -> str:
+    """Replace ``database`` on the server of ``url`` with a copy of ``template``; return its URL.
+
+    Copying a migrated database is much faster than migrating a new one (Airflow's metadata database takes
+    about a minute of CPU to migrate). Nobody may be connected to ``template`` meanwhile.
+    """
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(database),
+                                                                            sql.Identifier(template)))
+    finally:
+        conn.close()
+    return database_url(url, database)
+
+
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy form of a libpq URL, for Airflow's metadata database."""
     return "postgresql+psycopg2://" + url.split("://", 1)[1]

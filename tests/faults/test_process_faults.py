@@ -31,7 +31,7 @@ import pytest
 
 from birthday_pipeline.ids import SETTINGS_VARIABLE
 from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
-from tests.conftest import settings_text
+from tests.conftest import per_worker, settings_text
 from tests.faults.ledger import Ledger, ledger_of, record_case
 from tests.real_services import AirflowServices, airflow_services
 from tests.webhook_receiver import Answer, ReceivedRequest, WebhookReceiver
@@ -183,14 +183,14 @@ def application_server() -> Iterator[tuple[str, Callable[[], None]]]:
     import pgserver
     from pgserver._commands import pg_ctl
 
-    data_dir = local_postgres.LOCAL_DIR / "postgres-faults"
+    data_dir = local_postgres.LOCAL_DIR / per_worker("postgres-faults")
     server = pgserver.get_server(data_dir, cleanup_mode="delete")
 
     def restart() -> None:
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
 
     try:
-        yield local_postgres.fresh_database(server.get_uri(), "birthday_faults"), restart
+        yield local_postgres.fresh_database(server.get_uri(), per_worker("birthday_faults")), restart
     finally:
         server.cleanup()
 
@@ -203,7 +203,7 @@ def pipeline(tmp_path, webhook, application_server) -> Iterator[Pipeline]:
     app = psycopg2.connect(app_url)
     apply_migrations(app)
     metadata_url = local_postgres.fresh_database(
-        local_postgres.database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"), "airflow_faults")
+        local_postgres.database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"), per_worker("airflow_faults"))
     variables_file = tmp_path / "variables.json"
     write_variables(variables_file, batch_size=str(BATCH_SIZE), lease_seconds=str(LEASE_SECONDS),
                     release_lead_seconds=str(RELEASE_LEAD_SECONDS), send_local_time="09:00:00")

@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 
 from birthday_pipeline.schema.files import shipped_migrations
+from tests.conftest import per_worker
 from tools.local_postgres import airflow_connection, database_url, fresh_database
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -26,7 +27,8 @@ NEEDED = SHIPPED[-1][:4]
 @pytest.fixture
 def empty_db(monkeypatch: pytest.MonkeyPatch, webhook) -> str:
     """An empty database behind ``birthday_db`` (and a receiver behind ``birthday_webhook``)."""
-    url = fresh_database(database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"), "birthday_entry_points")
+    url = fresh_database(database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"),
+                         per_worker("birthday_entry_points"))
     monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB", airflow_connection(url))
     return url
 

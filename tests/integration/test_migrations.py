@@ -23,6 +23,7 @@ from birthday_pipeline.schema.files import MigrationError, shipped_migrations
 from birthday_pipeline.schema.runner import ChangedMigrationError, apply_migrations
 from birthday_pipeline.schema.status import status
 from birthday_pipeline.settings import Relation
+from tests.conftest import per_worker
 from tools.local_postgres import database_url, fresh_database
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -35,7 +36,8 @@ CONN_ID = "birthday_db_admin"
 @pytest.fixture
 def fresh_url() -> str:
     """An empty database of its own."""
-    return fresh_database(database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"), "birthday_migrations")
+    return fresh_database(database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"),
+                          per_worker("birthday_migrations"))
 
 
 @pytest.fixture

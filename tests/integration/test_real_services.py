@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 
 from birthday_pipeline.settings import SETTINGS_ENVIRONMENT
-from tests.conftest import WEBHOOK_SECRET, settings_text
+from tests.conftest import WEBHOOK_SECRET, per_worker, settings_text
 from tests.real_services import airflow_cli, airflow_services, redis_url
 from tools.local_postgres import database_url, fresh_database, sqlalchemy_url
 
@@ -53,7 +53,7 @@ def test_real_services_release_at_the_instant_and_sweep_the_overdue(db, webhook,
     db.commit()
 
     metadata_url = fresh_database(database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres"),
-                                  f"airflow_e2e_{executor.lower()}")
+                                  per_worker(f"airflow_e2e_{executor.lower()}"))
     environment = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path),
