@@ -8,10 +8,12 @@ BIN := $(VENV)/bin
 run: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev run $(if $(filter 0,$(DEMO)),--no-demo)
 
-# Lint first (ruff, configured in pyproject.toml): a lint error fails the tests.
+# Lint first (ruff, configured in pyproject.toml): a lint error fails the tests. The tests run in TEST_WORKERS
+# processes (pytest-xdist), a test file to a worker: most of their time is spent waiting for send instants.
+TEST_WORKERS ?= 4
 test: $(VENV)/.test chromium
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The Birthdays page test renders the page in Debian's headless chromium; install it where it is missing.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
