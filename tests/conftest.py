@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.webhook_receiver import WebhookReceiver, receiver  # noqa: F401 - the receiver fixture
 
@@ -50,6 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
         airflow_url = local_postgres.copy_database(server, AIRFLOW_DATABASE, per_worker(AIRFLOW_DATABASE))
     app_url = local_postgres.fresh_database(server, per_worker(APP_DATABASE))
     airflow_home = Path(tempfile.mkdtemp(prefix="birthday-airflow-home-"))
+    # One key for the whole run, which the workers inherit: otherwise each process that first writes an Airflow
+    # home's airflow.cfg makes up a key, and a Variable one process stores is unreadable in another.
+    os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
     os.environ.update(
         {
             "BIRTHDAY_TEST_DATABASE_URL": app_url,
