@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import psycopg2
+import pytest
 
-from birthday_pipeline.plan.planning import ReleaseBatch, Window, hourly_window, plan_window
+from birthday_pipeline.plan.planning import ReleaseBatch, TooManyInstants, Window, hourly_window, plan_window
 from birthday_pipeline.schema.files import pending_migrations
 from birthday_pipeline.schema.runner import apply_migrations
 from birthday_pipeline.settings import Settings
@@ -52,6 +53,21 @@ def test_release_batches_group_rows_by_instant_and_split_them_by_batch_size(db) 
         ReleaseBatch(nine, 3, 4, 2),
     ]
     assert [ReleaseBatch.from_json(batch.to_json()) for batch in result.batches] == result.batches
+
+
+def test_a_window_never_has_more_release_batches_than_max_map_length(db) -> None:
+    add_users(db, *[(user_id, date(1980, 12, 15), zone) for user_id, zone in
+                    enumerate(["UTC"] * 5 + ["Africa/Lagos"] * 3, start=1)])
+
+    batches = plan_window(db, WINDOW, Settings(batch_size=1), max_batches=4).batches
+
+    assert len(batches) <= 4
+    assert sum(batch.size for batch in batches) == 8
+    with pytest.raises(TooManyInstants, match=r"2 release batches .* max_map_length \(1\)"):
+        plan_window(db, WINDOW, Settings(batch_size=1), max_batches=1)
+    with db.cursor() as cursor:  # still planned, for the sweep
+        cursor.execute("SELECT count(*) FROM notifications WHERE status = 'scheduled'")
+        assert cursor.fetchone()[0] == 8
 
 
 def test_replanning_moves_a_scheduled_row_and_leaves_a_finished_one(db) -> None:

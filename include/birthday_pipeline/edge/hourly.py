@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from birthday_pipeline.edge.connections import open_database
 from birthday_pipeline.edge.reporting import log_replanned
 from birthday_pipeline.edge.reporting import summarize as summarize_window
-from birthday_pipeline.edge.variables import read_settings
+from birthday_pipeline.edge.variables import max_mapped_tasks, read_settings
 from birthday_pipeline.operate import metrics
 from birthday_pipeline.plan.planning import hourly_window, plan_window
 
@@ -30,7 +30,7 @@ def plan(db_conn_id: str, anchor: datetime) -> list[dict[str, Any]]:
     settings = read_settings()
     window = hourly_window(anchor)
     with closing(open_database(db_conn_id)) as conn:
-        result = plan_window(conn, window, settings)
+        result = plan_window(conn, window, settings, max_mapped_tasks())
     metrics.count_planned(result.upserted.by_occasion)
     log.info(
         "Planned window [%s, %s): %d rows upserted, %d release batches, %d rows to release",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from birthday_pipeline.edge.connections import open_database
 from birthday_pipeline.edge.reporting import log_replanned
 from birthday_pipeline.edge.reporting import summarize as summarize_window
-from birthday_pipeline.edge.variables import read_settings
+from birthday_pipeline.edge.variables import max_mapped_tasks, read_settings
 from birthday_pipeline.operate import metrics
 from birthday_pipeline.plan.sweep import late_window, sweep_late_window
 
@@ -25,7 +25,7 @@ def find_due(db_conn_id: str, now: datetime) -> list[dict[str, Any]]:
     """Re-plan and expire the late window ending at ``now``; return the batches of rows due now."""
     settings = read_settings()
     with closing(open_database(db_conn_id)) as conn:
-        result = sweep_late_window(conn, now, settings)
+        result = sweep_late_window(conn, now, settings, max_mapped_tasks())
     metrics.count_planned(result.upserted.by_occasion)
     metrics.count_expired(result.expired_by_occasion)
     log.info(

@@ -1,4 +1,5 @@
-"""The pipeline's settings as Airflow components read them: one lookup of the Variable ``birthday_settings``.
+"""The pipeline's settings as Airflow components read them: one lookup of the Variable ``birthday_settings``, and
+the one Airflow setting planning obeys (``[core] max_map_length``).
 
 Tasks and the API server (the Birthdays page) read the same Variable through the same ``Settings.read``; only
 the Variable client differs, as Airflow's components do.
@@ -23,3 +24,11 @@ def read_settings_in_api_server() -> Settings:
     from airflow.models import Variable
 
     return Settings.read(lambda name: Variable.get(name, default_var=None))  # noqa: AIR311
+
+
+def max_mapped_tasks() -> int:
+    """Airflow's ``[core] max_map_length`` (1024 by default): more release batches than this and the mapped group
+    fails to expand, so planning never returns more."""
+    from airflow.sdk.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)

@@ -239,20 +239,38 @@ class PlanResult:
     batches: list[ReleaseBatch]
 
 
-def plan_window(conn: Any, window: Window, settings: Settings) -> PlanResult:
+# Airflow's default [core] max_map_length: a mapped task may expand to at most this many tasks.
+AIRFLOW_MAX_MAP_LENGTH = 1024
+
+
+class TooManyInstants(RuntimeError):
+    """A window holds more distinct send instants than the mapped group may have tasks."""
+
+
+def plan_window(conn: Any, window: Window, settings: Settings,
+                max_batches: int = AIRFLOW_MAX_MAP_LENGTH) -> PlanResult:
     """Upsert the window's notification rows of every occasion and return its release batches, in one transaction.
 
     A batch may hold rows of several occasions due at the same instant: release and delivery treat them alike.
+    There are never more than ``max_batches`` (Airflow's ``max_map_length``): where ``batch_size`` would need
+    more, every batch of the window holds more rows.
     """
     upserted = upsert_window(conn, window, settings)
     with dict_cursor(conn) as cursor:
         cursor.execute(
             load_sql("plan/release_batches"),
-            {"occasions": occasion_names(), "batch_size": settings.batch_size, "window_start": window.start,
-             "window_end": window.end},
+            {"occasions": occasion_names(), "batch_size": settings.batch_size, "max_batches": max_batches,
+             "window_start": window.start, "window_end": window.end},
         )
         batches = [ReleaseBatch(**row) for row in cursor.fetchall()]
     conn.commit()
+    if len(batches) > max_batches:
+        # The rows stay planned: the sweep, whose batches span instants, sends them after its grace.
+        raise TooManyInstants(
+            f"the window [{window.start.isoformat()}, {window.end.isoformat()}) has {len(batches)} release batches "
+            f"with one batch per send instant at least, more than [core] max_map_length ({max_batches}) allows: "
+            "raise max_map_length; birthday_sweep sends these rows meanwhile"
+        )
     return PlanResult(upserted, batches)
 
 

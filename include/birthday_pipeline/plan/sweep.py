@@ -15,7 +15,7 @@ from typing import Any
 from birthday_pipeline.db.connections import dict_cursor
 from birthday_pipeline.db.statements import compose, load_sql
 from birthday_pipeline.deliver.claims import due_parameters
-from birthday_pipeline.plan.planning import ReleaseBatch, Upserted, Window, upsert_window
+from birthday_pipeline.plan.planning import AIRFLOW_MAX_MAP_LENGTH, ReleaseBatch, Upserted, Window, upsert_window
 from birthday_pipeline.settings import Settings
 
 
@@ -34,9 +34,11 @@ def late_window(now: datetime, settings: Settings) -> Window:
     return Window(now - timedelta(hours=settings.max_lateness_hours), now)
 
 
-def sweep_late_window(conn: Any, now: datetime, settings: Settings) -> SweepResult:
+def sweep_late_window(conn: Any, now: datetime, settings: Settings,
+                      max_batches: int = AIRFLOW_MAX_MAP_LENGTH) -> SweepResult:
     """Re-plan, expire and cancel the rows of deleted users as of ``now``, then return the batches of rows due, in one
-    transaction."""
+    transaction: at most ``max_batches`` (Airflow's ``max_map_length``), each of more rows than ``batch_size`` where
+    that is needed."""
     window = late_window(now, settings)
     upserted = upsert_window(conn, window, settings)
     due = due_parameters(settings, now, timedelta(seconds=settings.sweep_grace_seconds))
@@ -45,7 +47,8 @@ def sweep_late_window(conn: Any, now: datetime, settings: Settings) -> SweepResu
         expired = dict(Counter(row["occasion"] for row in cursor.fetchall()))
         cursor.execute(compose(conn, "sweep/cancel_orphans", users=[settings.users_relation.parts]), due)
         orphans_cancelled = cursor.rowcount
-        cursor.execute(load_sql("sweep/due_batches"), {**due, "batch_size": settings.batch_size})
+        cursor.execute(load_sql("sweep/due_batches"), {**due, "batch_size": settings.batch_size,
+                                                       "max_batches": max_batches})
         batches = [ReleaseBatch(**row) for row in cursor.fetchall()]
         cursor.execute(load_sql("sweep/forget_leases"))
     conn.commit()

@@ -1,16 +1,29 @@
 -- The release batches of a window: its scheduled rows of every occasion grouped by send instant, each instant's rows split by
--- id into runs of at most batch_size rows. A batch is named by its instant and id range.
-SELECT send_at, min(id) AS first_id, max(id) AS last_id, count(*) AS size
-FROM (
-    SELECT
-        id,
-        send_at,
-        (row_number() OVER (PARTITION BY send_at ORDER BY id) - 1) / %(batch_size)s AS batch_number
+-- id into runs of batch_size rows, or of more where the window would otherwise need more than max_batches batches
+-- (Airflow's max_map_length): with b >= rows / (max_batches - instants), the sum over instants of ceil(n / b) stays
+-- below rows / b + instants <= max_batches. A batch is named by its instant and id range.
+WITH window_rows AS MATERIALIZED (
+    SELECT id, send_at
     FROM notifications
     WHERE occasion = ANY (%(occasions)s::text[])
         AND status = 'scheduled'
         AND send_at >= %(window_start)s
         AND send_at < %(window_end)s
+),
+sizing AS (
+    SELECT greatest(
+        %(batch_size)s,
+        ceil(count(*)::numeric / greatest(%(max_batches)s - count(DISTINCT send_at), 1))
+    )::bigint AS rows_per_batch
+    FROM window_rows
+)
+SELECT send_at, min(id) AS first_id, max(id) AS last_id, count(*) AS size
+FROM (
+    SELECT
+        id,
+        send_at,
+        (row_number() OVER (PARTITION BY send_at ORDER BY id) - 1) / sizing.rows_per_batch AS batch_number
+    FROM window_rows CROSS JOIN sizing
 ) AS numbered
 GROUP BY send_at, batch_number
 ORDER BY send_at, batch_number
