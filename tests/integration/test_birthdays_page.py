@@ -162,7 +162,7 @@ def database_rows(conn: Any, day: date) -> dict[str, Any]:
         cursor.execute("SELECT id FROM notifications WHERE occasion_date = %s AND status = 'sent' ORDER BY id", (day,))
         sent = [row[0] for row in cursor.fetchall()]
         cursor.execute("SELECT id FROM notifications WHERE occasion_date = %s"
-                       " AND status IN ('failed', 'invalid', 'expired') ORDER BY id", (day,))
+                       " AND status IN ('failed', 'invalid', 'expired', 'cancelled') ORDER BY id", (day,))
         problems = [row[0] for row in cursor.fetchall()]
     conn.rollback()
     return {"counts": counts, "sent": sent, "problems": problems}
