@@ -1,6 +1,6 @@
 -- Upsert one notification of one occasion per user whose send instant lies in the window being planned.
--- The source_date placeholder is the occasion's date column (u.birthday, u.hired_on, ...), composed from the registry in
--- include/birthday_pipeline/rules/occasions.py; users without that date have no such occasion. The users placeholder is the
+-- The source_date placeholder is the occasion's date column (u.birthday, u.hired_on, ...), composed from the occasions of
+-- the settings (include/birthday_pipeline/rules/occasions.py); users without that date have no such occasion. The users placeholder is the
 -- users relation (the users_relation setting), a composed identifier.
 -- The slot arrays describe the window: for each zone, the local date whose send time falls inside it, the birth
 -- month-days celebrated that day and the instant, all computed in Python from the pinned tz database.
