@@ -144,8 +144,6 @@ def _occasion_name(value: str) -> str:
 
 def payload_of(value: Any, allowed: frozenset[str]) -> Payload:
     """A payload setting: a preset's name (``slack``), or ``{"custom": <JSON object with placeholders>}``."""
-    if isinstance(value, Payload):
-        return value
     if isinstance(value, str):
         try:
             return Payload(Preset(value.strip()))
@@ -200,50 +198,52 @@ def _occasions(configured: dict[str, OccasionSettings | None]) -> Occasions:
     """The registry ``configured`` makes of the built-in occasions: each entry replaces a built-in's keys, turns
     it off (null) or adds an occasion. ValueError names the occasion and key at fault."""
     built_in = {occasion.name: occasion for occasion in BUILT_IN}
-    occasions = []
-    for name in [*built_in, *(name for name in configured if name not in built_in)]:
-        if name in configured and configured[name] is None:
-            continue
-        entry = configured.get(name) or OccasionSettings()
-        base = built_in.get(name)
-        date_column = entry.date_column or (base.date_column if base else None)
-        message = entry.message if entry.message is not None else (base.message.text if base else None)
-        if date_column is None or message is None:
-            missing = [key for key, value in (("date_column", date_column), ("message", message)) if value is None]
-            raise ValueError(f"occasions.{name} is a new occasion and needs {' and '.join(missing)}")
-        allowed = message_placeholders(date_column)
-        keys = {}
-        for tag in entry.messages:
-            try:
-                key = tag_key(tag)
-            except ValueError as error:
-                raise ValueError(f"occasions.{name}.messages: {error}") from None
-            if key in keys:
-                raise ValueError(f"occasions.{name}.messages: {tag!r} and {keys[key]!r} are the same language tag")
-            keys[key] = tag
-        try:
-            default = Template.parse(message, allowed)
-        except TemplateError as error:
-            raise ValueError(f"occasions.{name}.message: {error}") from None
-        localised = {}
-        for key, tag in keys.items():
-            try:
-                localised[key] = Template.parse(entry.messages[tag], allowed)
-            except TemplateError as error:
-                raise ValueError(f"occasions.{name}.messages.{tag}: {error}") from None
-        try:
-            payload = payload_of(entry.payload, payload_placeholders(date_column)) if entry.payload else None
-        except ValueError as error:
-            raise ValueError(f"occasions.{name}.payload: {error}") from None
-        occasions.append(Occasion(
-            name, date_column, default, localised,
-            entry.send_local_time or (base.send_local_time if base else None),
-            entry.feb29_rule or (base.feb29_rule if base else None),
-            payload or (base.payload if base else None),
-        ))
+    occasions = tuple(
+        _occasion(name, configured.get(name) or OccasionSettings(), built_in.get(name))
+        for name in [*built_in, *(name for name in configured if name not in built_in)]
+        if not (name in configured and configured[name] is None)
+    )
     if not occasions:
         raise ValueError("every occasion is turned off: nothing would ever be sent")
-    return Occasions(tuple(occasions))
+    return Occasions(occasions)
+
+
+def _occasion(name: str, entry: OccasionSettings, base: Occasion | None) -> Occasion:
+    """Occasion ``name`` as ``entry`` configures it, over the built-in ``base`` (None for a new one), its templates
+    parsed."""
+    date_column = entry.date_column or (base.date_column if base else None)
+    message = entry.message if entry.message is not None else (base.message.text if base else None)
+    if date_column is None or message is None:
+        missing = [key for key, value in (("date_column", date_column), ("message", message)) if value is None]
+        raise ValueError(f"occasions.{name} is a new occasion and needs {' and '.join(missing)}")
+    allowed = message_placeholders(date_column)
+    tags: dict[str, str] = {}  # the folded key of each tag, to the tag as written
+    for tag in entry.messages:
+        try:
+            key = tag_key(tag)
+        except ValueError as error:
+            raise ValueError(f"occasions.{name}.messages: {error}") from None
+        if key in tags:
+            raise ValueError(f"occasions.{name}.messages: {tag!r} and {tags[key]!r} are the same language tag")
+        tags[key] = tag
+    texts = {"message": message, **{f"messages.{tag}": entry.messages[tag] for tag in tags.values()}}
+    parsed = {}
+    for where, text in texts.items():
+        try:
+            parsed[where] = Template.parse(text, allowed)
+        except TemplateError as error:
+            raise ValueError(f"occasions.{name}.{where}: {error}") from None
+    try:
+        payload = payload_of(entry.payload, payload_placeholders(date_column)) if entry.payload else None
+    except ValueError as error:
+        raise ValueError(f"occasions.{name}.payload: {error}") from None
+    return Occasion(
+        name, date_column, parsed["message"],
+        {key: parsed[f"messages.{tag}"] for key, tag in tags.items()},
+        entry.send_local_time or (base.send_local_time if base else None),
+        entry.feb29_rule or (base.feb29_rule if base else None),
+        payload or (base.payload if base else None),
+    )
 
 
 def _occasions_setting(value: dict[str, OccasionSettings | None]) -> dict[str, OccasionSettings | None]:

@@ -301,3 +301,20 @@ def test_an_opt_out_after_planning_is_honoured_at_the_claim_and_only_a_forced_re
     assert [request.json["user_id"] for request in webhook.requests] == [2, 1]
     assert json.loads(webhook.requests[1].body)["message"] == "Hey, Ada Lovelace it's your birthday"
     assert notifications(db)[0][2] == "sent"
+
+
+def test_the_schema_check_names_an_opt_out_column_that_is_missing_or_not_boolean(db, team_view) -> None:
+    from birthday_pipeline.schema.check import schema_problems
+    from birthday_pipeline.settings import Relation
+
+    def problems(relation: str, opt_out_column: str) -> list[str]:
+        return schema_problems(db, Relation((relation,)), ["birthday", "hired_on"], conn_id="birthday_db",
+                               opt_out_column=opt_out_column)
+
+    assert problems(team_view, "no_announcements") == []
+    assert problems(team_view, "opted_out") == [
+        "the users relation team_users has no column opted_out, which opt_out_column in Variable birthday_settings "
+        "names: add it, or remove the setting (README, Customise)"]
+    assert problems(team_view, "lang") == [
+        "in the users relation team_users, lang (opt_out_column) is text, not boolean: cast it in the view "
+        "(README, Customise)"]
