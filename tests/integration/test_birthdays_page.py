@@ -79,7 +79,8 @@ def produce_demo_day(db: Any, receiver: WebhookReceiver) -> DemoDay:
         {"conn_type": "http", "host": receiver.url, "password": WEBHOOK_SECRET})
     with db.cursor() as cursor:
         cursor.execute("TRUNCATE users, notifications RESTART IDENTITY CASCADE")
-        cursor.execute("CREATE OR REPLACE VIEW page_users AS SELECT *, id = %s AS no_announcements FROM users", (OPTED_OUT_USER,))
+        cursor.execute("CREATE OR REPLACE VIEW page_users AS SELECT *, id = %s AS no_announcements FROM users",
+                       (OPTED_OUT_USER,))
     db.commit()
     hired = {"hired_on": day.replace(year=2015)}
     insert_users(db, [

@@ -44,13 +44,14 @@ class Renderer:
         self._occasions = settings.occasion_registry
         self._payloads = {name: occasion.payload or settings.default_payload
                           for name, occasion in self._occasions.items()}
+        # Where each occasion's date sits in a claimed row's dates.
+        self._date_positions = {name: self._occasions.date_columns.index(occasion.date_column)
+                                for name, occasion in self._occasions.items()}
 
     def body_of(self, row: ClaimedRow) -> bytes:
         """The request body of a claimed row."""
-        occasion = self._occasions.named(row.occasion)
-        source = self._occasions.source_dates(row.dates).get(occasion.date_column)
         return self.body(row.id, row.user_id, row.first_name, row.last_name, row.occasion, row.occasion_date,
-                         source, row.locale, str(row.webhook_id))
+                         row.dates[self._date_positions[row.occasion]], row.locale, str(row.webhook_id))
 
     def body(self, notification_id: int, user_id: int, first_name: str, last_name: str, occasion_name: str,
              occasion_date: date, source_date: date | None, locale: str | None, webhook_id: str) -> bytes:
