@@ -338,8 +338,8 @@ def measure_paths(conn: Any, get: Callable[[str], float], moment: datetime, sett
         "plan": statistics.median(plan_seconds),
         "plan_write_floor": statistics.median(floor_seconds),
         "sweep_find_due": _median_of(DB_REPEATS, lambda: sweep_late_window(conn, moment, settings)),
-        "sweep_summarize": _median_of(DB_REPEATS, lambda: window_counts(conn, late_window(moment, settings))),
-        "hourly_summarize": _median_of(DB_REPEATS, lambda: window_counts(conn, busiest)),
+        "sweep_summarize": _median_of(DB_REPEATS, lambda: window_counts(conn, late_window(moment, settings), settings)),
+        "hourly_summarize": _median_of(DB_REPEATS, lambda: window_counts(conn, busiest, settings)),
     }
     forget_planned()
     yesterday = (moment - timedelta(days=1)).date().isoformat()

@@ -65,9 +65,11 @@ def run_pipeline(batch: dict) -> dict:
 def run_bare(batch: dict, in_flight: int) -> dict:
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
-    from birthday_pipeline.deliver.webhooks import request_body, request_headers
+    from birthday_pipeline.deliver.messages import Renderer
+    from birthday_pipeline.deliver.webhooks import request_headers
     from birthday_pipeline.edge.connections import open_database
     from birthday_pipeline.rules.occasions import BIRTHDAY
+    from birthday_pipeline.settings import Settings
 
     connection = HttpAsyncHook.get_connection(WEBHOOK_CONN_ID)
     with closing(open_database(DB_CONN_ID)) as conn, conn.cursor() as cursor:
@@ -75,9 +77,10 @@ def run_bare(batch: dict, in_flight: int) -> dict:
         rows = cursor.fetchall()
     now = int(time.time())
     requests = []
+    renderer = Renderer(Settings())
     for notification_id, user_id, first_name, last_name, occasion_date, webhook_id in rows:
-        body = request_body(notification_id, user_id, first_name, last_name, BIRTHDAY.name, occasion_date,
-                            BIRTHDAY.message)
+        body = renderer.body(notification_id, user_id, first_name, last_name, BIRTHDAY.name, occasion_date, None,
+                             None, str(webhook_id))
         requests.append((body, request_headers(str(webhook_id), now, body, connection.password or None)))
 
     async def post_all() -> int:

@@ -22,7 +22,7 @@ waits in-process for the exact instant, claims the batch's rows and POSTs them t
 `birthday_webhook` (at most `max_in_flight` at once). Rows that fail retryably make the task fail
 after recording them; Airflow retries it 5 s later (3 retries) and a retry sends only what is not sent.
 
-Every occasion of the registry (`include/birthday_pipeline/rules/occasions.py`: birthdays and work anniversaries) is
+Every occasion of the settings (birthdays and work anniversaries, and any the `occasions` setting adds) is
 planned and released by the same tasks; a user with both on one day gets two messages with two webhook-ids.
 Task `summarize` runs last, whatever happened before it, and logs one line per occasion: how many
 notifications the window holds in each status. It is a teardown, so it never turns a failed run green.

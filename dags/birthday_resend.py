@@ -6,12 +6,13 @@ UI's **Trigger** form (or `airflow dags trigger birthday_resend --conf '{"user_i
 "birthday", "date": "2026-03-10", "dry_run": false}'`):
 
 - **user_ids**: the users, as a list of ids;
-- **occasion**: an occasion of the registry (`birthday`, `work_anniversary`);
+- **occasion**: an occasion of the settings (`birthday`, `work_anniversary` and any the `occasions` setting adds);
 - **date**: the local date celebrated (the notification's `occasion_date`);
 - **dry_run** (default **on**): the task log lists, per user, exactly what would be sent (notification id,
   instant, webhook-id) or why not, and nothing is sent;
 - **force** (default off): a notification already `sent` is refused, with when and under which webhook-id
-  it went out; with force it is sent again with a **new** webhook-id.
+  it went out; with force it is sent again with a **new** webhook-id. A user who opted out (the column the
+  `opt_out_column` setting names holds true) is refused too, and sent to only with force.
 
 A notification never delivered (`failed`, `expired`, `cancelled`, or `scheduled` with its instant passed)
 is sent under its own webhook-id, so a receiver that saw an earlier attempt de-duplicates it. Nothing is
@@ -29,7 +30,6 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from birthday_pipeline.ids import DB_CONN, RESEND_DAG, RESEND_TASK, WEBHOOK_CONN
-from birthday_pipeline.rules.occasions import occasion_names
 
 
 @dag(
@@ -44,7 +44,9 @@ from birthday_pipeline.rules.occasions import occasion_names
     params={
         "user_ids": Param([], type="array", items={"type": "integer"}, minItems=1, title="User ids",
                           description="The users whose notification to send again."),
-        "occasion": Param("birthday", type="string", enum=occasion_names(), title="Occasion"),
+        # Free text: the occasions are settings, read by the task (never at parse time); it names the known ones.
+        "occasion": Param("birthday", type="string", minLength=1, title="Occasion",
+                          description="An occasion of the settings, such as birthday or work_anniversary."),
         "date": Param(type="string", format="date", title="Date",
                       description="The local date celebrated (YYYY-MM-DD)."),
         "dry_run": Param(True, type="boolean", title="Dry run",

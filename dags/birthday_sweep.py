@@ -16,7 +16,7 @@ The safety net that makes recovery independent of the hourly runs. Each run, as 
 
 Task `check_schema` runs first and fails at once, saying what to run, when `birthday_db` lacks a migration
 this code needs (trigger `birthday_migrate`) or the users relation lacks a column. Every occasion of the
-registry (birthdays, work anniversaries) goes through the same steps. Nothing is
+settings (birthdays, work anniversaries, any the `occasions` setting adds) goes through the same steps. Nothing is
 ever sent before its instant. Trigger it by hand (no parameters) to re-drive at once; task `summarize`
 ends each run with one line per occasion: the late window's notifications in each status.
 With connection `birthday_alerts` it then sends the run's alerts: new problem notifications (or the

@@ -163,12 +163,12 @@ def day(
 ) -> dict[str, Any]:
     """The notifications whose send instant falls in the day (and the invalid ones, which have no instant,
     celebrated that date): counts per occasion and status, lateness of each delivery (seconds), deliveries per
-    local hour, and the failed, invalid and expired notifications with their reason, attempts, last error and
-    task log link."""
+    local hour, and the failed, invalid, expired and cancelled notifications with their reason, attempts, last
+    error and task log link."""
     from birthday_pipeline.operate.report import Day, day_report
 
     zone = _zone(tz)
-    return day_report(conn, Day.of(day or datetime.now(zone).date(), zone), API_ROOT_PATH)
+    return day_report(conn, Day.of(day or datetime.now(zone).date(), zone), _settings(), API_ROOT_PATH)
 
 
 @app.get("/api/users/{user_id}", dependencies=[Depends(can_read_the_dag)], summary="One user's notifications")

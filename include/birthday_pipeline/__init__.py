@@ -3,7 +3,8 @@
 The package, in the order a notification goes through it::
 
     rules/     pure time and data rules: calendar dates, 29 February, 9 AM instants (calendar), IANA and Rails
-               zones (timezones, rails_zones), blank text (blanks), the occasion registry (occasions)
+               zones (timezones, rails_zones), blank text (blanks), the occasion registry (occasions),
+               safe templates (templates), language tags (locales), request body shapes (payloads)
     settings   the Settings model and its parsing from text (the Variable lookup is edge's)
     ids        every DAG, task, connection, Variable and pool id named in more than one place
     status     the notification statuses (Status), as the schema's CHECK constraint allows them

@@ -11,6 +11,7 @@ backend. A bad value or an unknown key fails the task with one message that name
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -23,6 +24,11 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from birthday_pipeline.ids import SETTINGS_VARIABLE
 from birthday_pipeline.rules.calendar import Feb29Rule
+from birthday_pipeline.rules.locales import tag_key
+from birthday_pipeline.rules.occasions import (BUILT_IN, MESSAGE_PLACEHOLDERS, Occasion, Occasions,
+                                               message_placeholders)
+from birthday_pipeline.rules.payloads import PAYLOAD_PLACEHOLDERS, Payload, Preset
+from birthday_pipeline.rules.templates import JsonTemplate, Template, TemplateError
 from birthday_pipeline.rules.timezones import load_zone
 
 VariableLookup = Callable[[str], "str | None"]
@@ -116,12 +122,136 @@ def _retention_days(value: int) -> int:
     return value
 
 
+# A column of the users relation, as the catalogue spells it (composed as a quoted identifier, never as text).
+_MAX_IDENTIFIER_BYTES = 63
+# An occasion's name: stored in every notification row of it, and shown on the Birthdays page.
+_OCCASION_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def _column(value: Any) -> str:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ValueError("expected a column name of the users relation as text")
+    if len(value.encode()) > _MAX_IDENTIFIER_BYTES:
+        raise ValueError(f"a column name has at most {_MAX_IDENTIFIER_BYTES} bytes")
+    return value
+
+
+def _occasion_name(value: str) -> str:
+    if not _OCCASION_NAME.fullmatch(value):
+        raise ValueError(f"occasion name {value!r} must be lower-case letters, digits and _ (such as name_day)")
+    return value
+
+
+def payload_of(value: Any, allowed: frozenset[str]) -> Payload:
+    """A payload setting: a preset's name (``slack``), or ``{"custom": <JSON object with placeholders>}``."""
+    if isinstance(value, str):
+        try:
+            return Payload(Preset(value.strip()))
+        except ValueError:
+            raise ValueError(f"unknown payload preset {value!r}; presets: {', '.join(Preset)}, "
+                             'or {"custom": {...}} for a JSON template') from None
+    if isinstance(value, dict) and set(value) == {"custom"} and isinstance(value["custom"], dict):
+        try:
+            return Payload(None, JsonTemplate.parse(value["custom"], allowed))
+        except TemplateError as error:
+            raise ValueError(f"custom payload {error}") from None
+    raise ValueError(f'expected a preset ({", ".join(Preset)}) or {{"custom": {{...a JSON object...}}}}')
+
+
+def payload_placeholders(date_column: str | None) -> frozenset[str]:
+    """What a custom payload may insert: the message's placeholders (``age`` only for one occasion's birth date)
+    and the payload's own."""
+    return (message_placeholders(date_column) if date_column else MESSAGE_PLACEHOLDERS) | PAYLOAD_PLACEHOLDERS
+
+
+def _payload_setting(value: Any) -> Any:
+    payload_of(value, payload_placeholders(None))
+    return value
+
+
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 Zone = Annotated[str, AfterValidator(_zone)]
 UsersRelation = Annotated[Relation, BeforeValidator(_relation), PlainSerializer(str, return_type=str)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 RetentionDays = Annotated[int, AfterValidator(_retention_days)]
+Column = Annotated[str, BeforeValidator(_column)]
+OccasionName = Annotated[str, AfterValidator(_occasion_name)]
+PayloadSetting = Annotated[str | dict[str, Any], AfterValidator(_payload_setting)]
+
+
+class OccasionSettings(BaseModel):
+    """One entry of the setting ``occasions``: a new occasion, or what changes in a built-in one (its other keys
+    keep their built-in values). ``messages`` are templates by language tag; ``message`` is the default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    date_column: Column | None = None
+    message: str | None = None
+    messages: dict[str, str] = Field(default_factory=dict)
+    send_local_time: LocalTime | None = None
+    feb29_rule: Feb29Rule | None = None
+    payload: str | dict[str, Any] | None = None
+
+
+def _occasions(configured: dict[str, OccasionSettings | None]) -> Occasions:
+    """The registry ``configured`` makes of the built-in occasions: each entry replaces a built-in's keys, turns
+    it off (null) or adds an occasion. ValueError names the occasion and key at fault."""
+    built_in = {occasion.name: occasion for occasion in BUILT_IN}
+    occasions = tuple(
+        _occasion(name, configured.get(name) or OccasionSettings(), built_in.get(name))
+        for name in [*built_in, *(name for name in configured if name not in built_in)]
+        if not (name in configured and configured[name] is None)
+    )
+    if not occasions:
+        raise ValueError("every occasion is turned off: nothing would ever be sent")
+    return Occasions(occasions)
+
+
+def _occasion(name: str, entry: OccasionSettings, base: Occasion | None) -> Occasion:
+    """Occasion ``name`` as ``entry`` configures it, over the built-in ``base`` (None for a new one), its templates
+    parsed."""
+    date_column = entry.date_column or (base.date_column if base else None)
+    message = entry.message if entry.message is not None else (base.message.text if base else None)
+    if date_column is None or message is None:
+        missing = [key for key, value in (("date_column", date_column), ("message", message)) if value is None]
+        raise ValueError(f"occasions.{name} is a new occasion and needs {' and '.join(missing)}")
+    allowed = message_placeholders(date_column)
+    tags: dict[str, str] = {}  # the folded key of each tag, to the tag as written
+    for tag in entry.messages:
+        try:
+            key = tag_key(tag)
+        except ValueError as error:
+            raise ValueError(f"occasions.{name}.messages: {error}") from None
+        if key in tags:
+            raise ValueError(f"occasions.{name}.messages: {tag!r} and {tags[key]!r} are the same language tag")
+        tags[key] = tag
+    texts = {"message": message, **{f"messages.{tag}": entry.messages[tag] for tag in tags.values()}}
+    parsed = {}
+    for where, text in texts.items():
+        try:
+            parsed[where] = Template.parse(text, allowed)
+        except TemplateError as error:
+            raise ValueError(f"occasions.{name}.{where}: {error}") from None
+    try:
+        payload = payload_of(entry.payload, payload_placeholders(date_column)) if entry.payload else None
+    except ValueError as error:
+        raise ValueError(f"occasions.{name}.payload: {error}") from None
+    return Occasion(
+        name, date_column, parsed["message"],
+        {key: parsed[f"messages.{tag}"] for key, tag in tags.items()},
+        entry.send_local_time or (base.send_local_time if base else None),
+        entry.feb29_rule or (base.feb29_rule if base else None),
+        payload or (base.payload if base else None),
+    )
+
+
+def _occasions_setting(value: dict[str, OccasionSettings | None]) -> dict[str, OccasionSettings | None]:
+    _occasions(value)
+    return value
+
+
+OccasionsSetting = Annotated[dict[OccasionName, OccasionSettings | None], AfterValidator(_occasions_setting)]
 
 
 class Settings(BaseModel):
@@ -146,6 +276,20 @@ class Settings(BaseModel):
     users_relation: UsersRelation = Relation(("users",))
     retention_days: RetentionDays = 400
     attempt_retention_days: PositiveInt = 90
+    occasions: OccasionsSetting = Field(default_factory=dict)
+    payload: PayloadSetting = Preset.STANDARD.value
+    locale_column: Column | None = None
+    opt_out_column: Column | None = None
+
+    @functools.cached_property
+    def occasion_registry(self) -> Occasions:
+        """The occasions these settings send (the built-ins, changed and added to by ``occasions``)."""
+        return _occasions(self.occasions)
+
+    @functools.cached_property
+    def default_payload(self) -> Payload:
+        """The body shape of every occasion that names none of its own."""
+        return payload_of(self.payload, payload_placeholders(None))
 
     @field_validator("*", mode="before")
     @classmethod
@@ -195,7 +339,7 @@ def _describe(error: ValidationError) -> str:
     for problem in error.errors():
         if problem["type"] == "extra_forbidden":
             continue
-        key = problem["loc"][0] if problem["loc"] else "?"
+        key = ".".join(str(part) for part in problem["loc"]) if problem["loc"] else "?"
         reason = problem["msg"].removeprefix("Value error, ")
         parts.append(f"Variable {SETTINGS_VARIABLE}[{key!r}] has an invalid value {problem['input']!r}: {reason}")
     return "; ".join(parts)

@@ -2,7 +2,8 @@
 
 One demo day is produced by the pipeline itself (``dag.test()`` of the hourly and sweep DAGs against a real
 receiver): birthdays and work anniversaries sent, a bad zone invalid, a message the webhook refused failed,
-a message too late expired. The API, the metrics and the page must show exactly those rows.
+a message too late expired, a user who opted out cancelled (the users relation is a view with an opt-out column).
+The API, the metrics and the page must show exactly those rows.
 
 The API server is served under a base URL with a path (``[api] base_url`` = ``http://127.0.0.1:PORT/airflow``),
 with an auth manager that hides the hourly DAG from one user (``tests.auth_manager``): the page and its API
@@ -41,7 +42,8 @@ from tests.webhook_receiver import Answer, WebhookReceiver
 SCREENSHOTS = PROJECT_DIR / ".local" / "artifacts"
 SENT_BIRTHDAYS = [1, 2, 3, 4, 5, 6]
 ANNIVERSARIES = [3, 4]
-INVALID_USER, REFUSED_USER, EXPIRED_USER = 7, 8, 9
+INVALID_USER, REFUSED_USER, EXPIRED_USER, OPTED_OUT_USER = 7, 8, 9, 10
+OPTED_OUT_REASON = "user opted out (no_announcements is true)"
 OPERATOR, OUTSIDER, PASSWORD = "operator", "outsider", "birthday-page-test-password"
 BASE_PATH = "/airflow"
 
@@ -70,12 +72,15 @@ def produce_demo_day(db: Any, receiver: WebhookReceiver) -> DemoDay:
 
     instant = (datetime.now(UTC) - timedelta(seconds=30)).replace(microsecond=0)
     day = instant.date()
-    os.environ[SETTINGS_ENVIRONMENT] = settings_text(os.environ.get(SETTINGS_ENVIRONMENT),
-                                                     send_local_time=instant.strftime("%H:%M:%S"), max_lateness_hours=2)
+    os.environ[SETTINGS_ENVIRONMENT] = settings_text(
+        os.environ.get(SETTINGS_ENVIRONMENT), send_local_time=instant.strftime("%H:%M:%S"), max_lateness_hours=2,
+        users_relation="page_users", opt_out_column="no_announcements")
     os.environ["AIRFLOW_CONN_BIRTHDAY_WEBHOOK"] = json.dumps(
         {"conn_type": "http", "host": receiver.url, "password": WEBHOOK_SECRET})
     with db.cursor() as cursor:
         cursor.execute("TRUNCATE users, notifications RESTART IDENTITY CASCADE")
+        cursor.execute("CREATE OR REPLACE VIEW page_users AS SELECT *, id = %s AS no_announcements FROM users",
+                       (OPTED_OUT_USER,))
     db.commit()
     hired = {"hired_on": day.replace(year=2015)}
     insert_users(db, [
@@ -85,6 +90,7 @@ def produce_demo_day(db: Any, receiver: WebhookReceiver) -> DemoDay:
         User(REFUSED_USER, day.replace(year=1990), "UTC", "Ada", "Lovelace"),
         # At UTC+3 the same local time came three hours ago: beyond the two-hour late window.
         User(EXPIRED_USER, day.replace(year=1990), "Etc/GMT-3", "Ada", "Lovelace"),
+        User(OPTED_OUT_USER, day.replace(year=1990), "UTC", "Ada", "Lovelace"),
     ])
     receiver.answer_with(lambda request: Answer(410 if request.json["user_id"] == REFUSED_USER else 200))
     bag = DagBag()
@@ -105,6 +111,10 @@ def demo_day(app_database_url) -> Any:
             day = produce_demo_day(conn, receiver)
             yield day, conn, receiver
     finally:
+        conn.rollback()
+        with conn.cursor() as cursor:
+            cursor.execute("DROP VIEW IF EXISTS page_users")
+        conn.commit()
         conn.close()
         for name, value in saved.items():
             if value is None:
@@ -162,7 +172,7 @@ def database_rows(conn: Any, day: date) -> dict[str, Any]:
         cursor.execute("SELECT id FROM notifications WHERE occasion_date = %s AND status = 'sent' ORDER BY id", (day,))
         sent = [row[0] for row in cursor.fetchall()]
         cursor.execute("SELECT id FROM notifications WHERE occasion_date = %s"
-                       " AND status IN ('failed', 'invalid', 'expired') ORDER BY id", (day,))
+                       " AND status IN ('failed', 'invalid', 'expired', 'cancelled') ORDER BY id", (day,))
         problems = [row[0] for row in cursor.fetchall()]
     conn.rollback()
     return {"counts": counts, "sent": sent, "problems": problems}
@@ -172,7 +182,7 @@ def test_the_demo_day_holds_what_the_pipeline_did(demo_day) -> None:
     demo, conn, receiver = demo_day
     assert database_rows(conn, demo.day)["counts"] == {
         ("birthday", "sent"): 6, ("birthday", "invalid"): 1, ("birthday", "failed"): 1, ("birthday", "expired"): 1,
-        ("work_anniversary", "sent"): 2,
+        ("birthday", "cancelled"): 1, ("work_anniversary", "sent"): 2,
     }
     assert len({request.headers["webhook-id"] for request in receiver.requests}) == 9  # 8 sent + 1 refused
 
@@ -241,6 +251,7 @@ def test_the_day_api_shows_counts_lateness_per_hour_and_the_problems_with_their_
     assert sorted(problem["id"] for problem in report["problems"]) == expected["problems"]
     assert problems[INVALID_USER]["reason"] == 'unknown time zone "Mars/Olympus_Mons"'
     assert problems[EXPIRED_USER]["reason"] == "not sent within 2 hours of its instant"
+    assert (problems[OPTED_OUT_USER]["status"], problems[OPTED_OUT_USER]["reason"]) == ("cancelled", OPTED_OUT_REASON)
     refused = problems[REFUSED_USER]
     assert (refused["status"], refused["reason"], refused["attempts"], refused["last_error"]) == (
         "failed", "refused by the webhook; not retried", 1, "HTTP 410")
@@ -288,6 +299,10 @@ def test_the_user_api_shows_the_next_send_in_utc_and_local_time_and_past_notific
         assert datetime.fromisoformat(entry["send_at_local"]) == datetime.fromisoformat(entry["send_at_utc"])
         assert entry["zone"] == "UTC"
     assert get(f"{api_server}/birthdays/api/users/4242", token)[0] == 404
+    status, opted_out = get(f"{api_server}/birthdays/api/users/{OPTED_OUT_USER}", token)
+    assert [(n["occasion"], n["status"], n["last_error"]) for n in opted_out["notifications"]] == [
+        ("birthday", "cancelled", OPTED_OUT_REASON)]
+    assert [(n["status"], n["reason"]) for n in opted_out["next"]] == [("cancelled", OPTED_OUT_REASON)]
 
 
 def get_answer(url: str, token: str) -> tuple[int, Any]:

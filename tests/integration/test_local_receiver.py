@@ -12,8 +12,9 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
-from birthday_pipeline.deliver.webhooks import request_body, request_headers
-from birthday_pipeline.rules.occasions import BIRTHDAY
+from birthday_pipeline.deliver.messages import Renderer
+from birthday_pipeline.deliver.webhooks import request_headers
+from birthday_pipeline.settings import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -51,7 +52,7 @@ def test_receiver_verifies_signatures_and_prints_each_message_once() -> None:
             except OSError:
                 assert time.monotonic() < deadline, "the receiver did not start"
                 time.sleep(0.1)
-        body = request_body(1, 42, "Ada", "Lovelace", "birthday", date(2026, 12, 15), BIRTHDAY.message)
+        body = Renderer(Settings()).body(1, 42, "Ada", "Lovelace", "birthday", date(2026, 12, 15), None, None, "wh-1")
         signed = request_headers("wh-1", int(time.time()), body, SECRET)
 
         assert post(url, body, signed) == 200

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from birthday_pipeline.plan.planning import User, Window, plan_user
-from birthday_pipeline.rules.occasions import OCCASIONS, WORK_ANNIVERSARY, date_columns, occasion_named
+from birthday_pipeline.rules.occasions import WORK_ANNIVERSARY
 from birthday_pipeline.settings import Settings
 from tests.conftest import insert_users, set_settings
 
@@ -38,10 +38,12 @@ def test_every_occasion_reads_a_users_column_the_migrations_created(db) -> None:
     with db.cursor() as cursor:
         cursor.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'users'")
         columns = dict(cursor.fetchall())
-    assert {column: columns.get(column) for column in date_columns()} == {column: "date" for column in date_columns()}
-    assert set(OCCASIONS) == {"birthday", "work_anniversary"}
+    occasions = Settings().occasion_registry
+    assert {column: columns.get(column) for column in occasions.date_columns} == {
+        column: "date" for column in occasions.date_columns}
+    assert list(occasions) == ["birthday", "work_anniversary"]
     with pytest.raises(ValueError, match="known: birthday, work_anniversary"):
-        occasion_named("name_day")
+        occasions.named("name_day")
 
 
 def test_the_reference_plans_both_occasions_of_a_user_on_the_same_day() -> None:

@@ -100,7 +100,7 @@ def run_hourly(hourly, db, monkeypatch):
 
 def assert_secret_nowhere(db, capfd, caplog, instant, *more: str) -> None:
     printed = "".join(capfd.readouterr())
-    page = [day_report(db, Day.of(instant.date(), ZoneInfo("UTC"))),
+    page = [day_report(db, Day.of(instant.date(), ZoneInfo("UTC")), Settings()),
             *(user_report(db, user_id, Settings(), datetime.now(UTC)) for user_id in range(1, USERS + 1))]
     places = {"printed task logs": printed, "log records": caplog.text, "database": stored_text(db),
               "airflow": airflow_text(), "page": json.dumps(page, default=str), "more": "\n".join(more)}

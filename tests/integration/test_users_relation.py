@@ -27,7 +27,7 @@ from birthday_pipeline.plan.planning import (
     not_unique_reason,
     plan_user,
 )
-from birthday_pipeline.deliver.webhooks import render_message
+from birthday_pipeline.deliver.messages import message_name
 from birthday_pipeline.rules.calendar import local_instant
 from birthday_pipeline.rules.timezones import load_zone, zone_names
 from birthday_pipeline.settings import Relation, Settings
@@ -183,7 +183,8 @@ def expected_notifications(run: Run, rows: list[tuple]) -> dict[int, Expected]:
         if reason is not None:
             owed[user_id] = Expected(None, None, reason)
         else:
-            owed[user_id] = Expected(plan.send_at, render_message(BIRTHDAY.message, row[0] or "", row[1] or ""), None)
+            greeted = message_name(row[0] or "", row[1] or "")
+            owed[user_id] = Expected(plan.send_at, f"Hey, {greeted} it's your birthday", None)
     return owed
 
 

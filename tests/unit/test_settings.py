@@ -87,14 +87,20 @@ def test_settings_round_trip_through_birthday_settings() -> None:
         batch_size=7, max_lateness_hours=12, release_lead_seconds=3, max_in_flight=9, request_timeout_seconds=4,
         max_attempts=2, sweep_grace_seconds=1, lease_seconds=60, max_requests_per_second=250,
         retry_after_floor_seconds=2, late_alert_minutes=45, users_relation=Relation(("My App", "birthday_users")),
-        retention_days=730, attempt_retention_days=30,
+        retention_days=730, attempt_retention_days=30, payload={"custom": {"say": "{message}", "n": [1, None]}},
+        occasions={"name_day": {"date_column": "name_day", "message": "Happy name day, {first_name}",
+                                "messages": {"pt-BR": "Feliz dia do nome, {first_name}"}, "payload": "slack"},
+                   "work_anniversary": None},
+        locale_column="lang", opt_out_column="no_announcements",
     )
+    assert settings.occasion_registry.names() == ["birthday", "name_day"]
     assert Settings.from_variable_text(json.dumps(settings.as_json())) == settings
     assert set(Settings().as_json()) == {
         "send_local_time", "feb29_rule", "default_timezone", "batch_size", "max_lateness_hours",
         "release_lead_seconds", "max_in_flight", "request_timeout_seconds", "max_attempts", "sweep_grace_seconds",
         "lease_seconds", "max_requests_per_second", "retry_after_floor_seconds", "late_alert_minutes",
-        "users_relation", "retention_days", "attempt_retention_days",
+        "users_relation", "retention_days", "attempt_retention_days", "occasions", "payload", "locale_column",
+        "opt_out_column",
     }
 
 

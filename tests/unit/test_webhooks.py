@@ -14,15 +14,14 @@ from birthday_pipeline.deliver.webhooks import (
     failure_reason,
     is_retryable,
     is_success,
-    render_message,
-    request_body,
     request_headers,
     retry_after_delay,
     sign,
     signing_key,
     verify,
 )
-from birthday_pipeline.rules.occasions import BIRTHDAY
+from birthday_pipeline.deliver.messages import Renderer
+from birthday_pipeline.settings import Settings
 
 # The published test vector of the Standard Webhooks specification.
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -47,7 +46,10 @@ def test_any_change_to_the_message_breaks_the_signature(msg_id: str, timestamp: 
 
 
 def test_body_carries_the_message_and_ids_as_json() -> None:
-    body = request_body(7, 42, "Zoë", "O'Brien", "birthday", date(2026, 12, 15), BIRTHDAY.message)
+    body = Renderer(Settings()).body(7, 42, "Zoë", "O'Brien", "birthday", date(2026, 12, 15), date(1990, 12, 15),
+                                     None, "wh-7")
+    assert body == ('{"message":"Hey, Zoë O\'Brien it\'s your birthday","notification_id":7,"user_id":42,'
+                    '"occasion":"birthday","occasion_date":"2026-12-15"}').encode()
     assert json.loads(body) == {
         "message": "Hey, Zoë O'Brien it's your birthday",
         "notification_id": 7,
@@ -144,8 +146,11 @@ def test_a_secret_that_is_not_whsec_and_base64_is_refused_without_showing_it(sec
 
 
 def test_the_message_trims_unicode_blanks_around_each_name() -> None:
-    template = "Hey, {name} it's your birthday"
-    assert render_message(template, "\u3000Zoë\u200b", "\u00a0") == "Hey, Zoë it's your birthday"
-    assert render_message(template, "\u3164Ada", "Lovelace\ufeff\u2800") == "Hey, Ada Lovelace it's your birthday"
+    def message(first_name: str, last_name: str) -> str:
+        body = Renderer(Settings()).body(1, 1, first_name, last_name, "birthday", date(2026, 1, 1), None, None, "w")
+        return json.loads(body)["message"]
+
+    assert message("\u3000Zoë\u200b", "\u00a0") == "Hey, Zoë it's your birthday"
+    assert message("\u3164Ada", "Lovelace\ufeff\u2800") == "Hey, Ada Lovelace it's your birthday"
     family = "👨\u200d👩\u200d👧"  # joiners inside a name stay
-    assert render_message(template, "Jean", f"Picard {family}") == f"Hey, Jean Picard {family} it's your birthday"
+    assert message("Jean", f"Picard {family}") == f"Hey, Jean Picard {family} it's your birthday"

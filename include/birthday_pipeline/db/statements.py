@@ -41,10 +41,10 @@ def _fragment(match: re.Match[str]) -> str:
     return f"\n{indent}".join(lines)
 
 
-def compose(conn: Any, name: str, **identifiers: Sequence[tuple[str, ...]]) -> str:
+def compose(conn: Any, name: str, **identifiers: Sequence[tuple[str, ...]] | None) -> str:
     """``load_sql(name)`` (its shared fragments inlined already) with each ``{placeholder}`` replaced by a
-    comma-separated list of quoted identifiers, to be executed with a parameter mapping (an empty one when the
-    statement binds nothing).
+    comma-separated list of quoted identifiers (``NULL`` for None: an optional column not configured), to be
+    executed with a parameter mapping (an empty one when the statement binds nothing).
 
     Identifiers come from the occasion registry and the settings, never from data. Quoting uses the driver of
     ``conn`` (psycopg2 in tools and tests, psycopg 3 under Airflow's PostgresHook): both ship the same ``sql``
@@ -55,7 +55,7 @@ def compose(conn: Any, name: str, **identifiers: Sequence[tuple[str, ...]]) -> s
     """
     driver = importlib.import_module(type(conn).__module__.split(".")[0] + ".sql")
     parts = {
-        placeholder: driver.SQL(", ").join(
+        placeholder: driver.SQL("NULL") if names is None else driver.SQL(", ").join(
             driver.SQL(driver.Identifier(*qualified).as_string(conn).replace("%", "%%")) for qualified in names)
         for placeholder, names in identifiers.items()
     }

@@ -5,7 +5,8 @@ alive (``birthday_pipeline.deliver.lease``); every later update of those rows is
 that lost its claim, or a second copy of the same task, cannot overwrite a newer one. The re-check then
 holds each claimed row to the rules and the user's data as they are now: a row whose date or instant moved
 (a rule changed, the user moved zone or changed the date) is re-planned, one whose user can no longer be
-sent a message is marked ``invalid``, one whose date was removed is ``cancelled``; only the rest is sent.
+sent a message is marked ``invalid``, one whose date was removed or whose user opted out is ``cancelled``; only
+the rest is sent.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 
 from birthday_pipeline.db.connections import dict_cursor, is_psycopg3
 from birthday_pipeline.db.statements import compose, load_sql
-from birthday_pipeline.plan.planning import ReleaseBatch, User, not_unique_reason, plan_occasion
-from birthday_pipeline.rules.occasions import date_columns, occasion_named, occasion_names, source_dates
+from birthday_pipeline.plan.planning import ReleaseBatch, User, not_unique_reason, plan_occasion, user_identifiers
+from birthday_pipeline.rules.locales import MAX_TAG_LENGTH
+from birthday_pipeline.rules.occasions import Occasions
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.status import Status
 
@@ -56,25 +58,31 @@ class ClaimedRow:
     first_name: str
     last_name: str
     timezone: str | None
-    dates: tuple[date | None, ...]  # every occasion's date of the user, in ``occasions.date_columns()`` order
+    dates: tuple[date | None, ...]  # every occasion's date of the user, in ``Occasions.date_columns`` order
     user_versions: int  # how many differing rows the users relation has for the user's id (1 when unique)
+    locale: str | None = None  # the locale column's value, as text (None without a locale_column)
+    opted_out: bool = False  # the opt-out column holds true
 
     @classmethod
-    def from_claim(cls, row: dict[str, Any]) -> ClaimedRow:
+    def from_claim(cls, row: dict[str, Any], occasions: Occasions) -> ClaimedRow:
         """A row of deliver/claim.sql or resend/claim.sql, read by column name.
 
-        The occasion and the zone repeat across a batch: one shared string each instead of one per row.
+        The occasion, the zone and the locale repeat across a batch: one shared string each instead of one per row.
+        A locale longer than any language tag is none (its user gets the default text) and is not kept.
         """
-        timezone = row["timezone"]
-        return cls(row["id"], row["user_id"], occasion_named(row["occasion"]).name, row["occasion_date"],
+        timezone, locale = row["timezone"], row["locale"]
+        return cls(row["id"], row["user_id"], occasions.named(row["occasion"]).name, row["occasion_date"],
                    row["send_at"], row["webhook_id"], row["attempts"], row["first_name"], row["last_name"],
                    None if timezone is None else sys.intern(timezone),
-                   tuple(row[column] for column in date_columns()), row["user_versions"])
+                   tuple(row[column] for column in occasions.date_columns), row["user_versions"],
+                   None if locale is None or len(locale) > MAX_TAG_LENGTH else sys.intern(locale),
+                   row["opted_out"])
 
-    def user(self) -> User:
-        dates = source_dates(self.dates)
-        return User(self.user_id, dates["birthday"], self.timezone, self.first_name, self.last_name,
-                    other_dates=dates)
+    def user(self, occasions: Occasions) -> User:
+        dates = occasions.source_dates(self.dates)
+        return User(self.user_id, dates.get("birthday"), self.timezone, self.first_name, self.last_name,
+                    other_dates=dates, opted_out=self.opted_out)
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,12 +122,10 @@ def claim_rows(conn: Any, statement_name: str, parameters: dict[str, Any], setti
     token = uuid.uuid4()
     lease_opened_at = time.monotonic()
     open_lease(conn, token, settings.lease_seconds, task)
-    statement = compose(conn, statement_name, date_columns=[("u", column) for column in date_columns()],
-                        version_dates=[("v", column) for column in date_columns()],
-                        versions_of=[("n", "user_id")],
-                        users=[settings.users_relation.parts])
+    statement = compose(conn, statement_name, **user_identifiers(settings, versions_of=("n", "user_id")))
+    occasions = settings.occasion_registry
     with dict_cursor(conn) as cursor:
-        rows = [ClaimedRow.from_claim(row)
+        rows = [ClaimedRow.from_claim(row, occasions)
                 for row in _rows_of(cursor, statement, {**parameters, "claim_token": str(token)})]
     return Claim(token, rows, lease_opened_at)
 
@@ -144,7 +150,7 @@ def due_parameters(settings: Settings, now: datetime, grace: timedelta) -> dict:
     alive is decided by the database's clock in the SQL itself.
     """
     return {
-        "occasions": occasion_names(),
+        "occasions": settings.occasion_registry.names(),
         "now": now,
         "scheduled_due_by": now - grace,
         "max_lateness": timedelta(hours=settings.max_lateness_hours),
@@ -163,16 +169,21 @@ class Release:
     reason: str | None
 
 
-def recheck(claimed: list[ClaimedRow], settings: Settings) -> tuple[list[ClaimedRow], list[Release]]:
+def recheck(claimed: list[ClaimedRow], settings: Settings,
+            honour_opt_out: bool = True) -> tuple[list[ClaimedRow], list[Release]]:
     """Split claimed rows into those still due as planned and those to hand back.
 
     A row keeps its webhook-id wherever it moves, so a receiver that saw an earlier attempt de-duplicates it.
-    The new date always lies in the row's year: it is that year's notification, re-planned.
+    The new date always lies in the row's year: it is that year's notification, re-planned. An opted-out user's
+    row is cancelled, unless ``honour_opt_out`` is off (a forced resend).
     """
+    occasions = settings.occasion_registry
     to_send, to_release = [], []
     for row in claimed:
-        occasion = occasion_named(row.occasion)
-        user = row.user()
+        occasion = occasions.named(row.occasion)
+        user = row.user(occasions)
+        if not honour_opt_out:
+            user = dataclasses.replace(user, opted_out=False)
         if row.user_versions > 1:
             to_release.append(Release(row.id, row.occasion_date, None, Status.INVALID,
                                       not_unique_reason(row.user_versions)))
@@ -182,8 +193,9 @@ def recheck(claimed: list[ClaimedRow], settings: Settings) -> tuple[list[Claimed
                                       f"{occasion.date_column} removed after planning"))
             continue
         _, planned = plan_occasion(user, row.occasion_date.year, settings, occasion)
-        if planned.status == Status.INVALID:
-            to_release.append(Release(row.id, planned.occasion_date, None, Status.INVALID, planned.reason))
+        if planned.status in (Status.INVALID, Status.CANCELLED):
+            to_release.append(Release(row.id, planned.occasion_date, planned.send_at, planned.status,
+                                      planned.reason))
         elif (planned.occasion_date, planned.send_at) != (row.occasion_date, row.send_at):
             to_release.append(Release(row.id, planned.occasion_date, planned.send_at, Status.SCHEDULED, None))
         else:

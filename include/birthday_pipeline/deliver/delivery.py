@@ -88,13 +88,14 @@ def deliver_batch(conn: Any, batch: ReleaseBatch, sender: Sender, grace: timedel
     return deliver_claimed(conn, claim, sender)
 
 
-def deliver_claimed(conn: Any, claim: Claim, sender: Sender) -> DeliverySummary:
+def deliver_claimed(conn: Any, claim: Claim, sender: Sender, honour_opt_out: bool = True) -> DeliverySummary:
     """Re-check, send and record rows claimed (in the open transaction of ``conn``) under ``claim``.
 
-    The second half of ``deliver_batch``, shared with the resend DAG, which claims its rows its own way.
+    The second half of ``deliver_batch``, shared with the resend DAG, which claims its rows its own way (and,
+    forced, sends to an opted-out user: ``honour_opt_out`` off).
     """
     settings = sender.settings
-    to_send, to_release = recheck(claim.rows, settings)
+    to_send, to_release = recheck(claim.rows, settings, honour_opt_out)
     release(conn, claim.token, to_release)
     if not to_send:
         end_lease(conn, claim.token)
@@ -183,8 +184,8 @@ def _log_released(to_release: list[Release]) -> None:
         log.warning("%d claimed notifications became invalid since planning, not sent: ids %s", len(invalid),
                     listed(invalid))
     if cancelled:
-        log.info("Cancelled %d claimed notifications whose date was removed since planning: ids %s", len(cancelled),
-                 listed(cancelled))
+        log.info("Cancelled %d claimed notifications whose date was removed or whose user opted out since planning: "
+                 "ids %s", len(cancelled), listed(cancelled))
 
 
 def listed(ids: list[int]) -> str:

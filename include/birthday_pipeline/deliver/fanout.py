@@ -21,10 +21,10 @@ import aiohttp
 from birthday_pipeline.deliver.claims import ClaimedRow
 from birthday_pipeline.deliver.pacing import SendPacer, sleep_until
 from birthday_pipeline.deliver.redaction import describe_failure
-from birthday_pipeline.rules.occasions import occasion_named
+from birthday_pipeline.deliver.messages import Renderer
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.deliver.webhooks import (failure_reason, is_retryable, is_success, request_body, request_headers,
-                                        retry_after_delay)
+from birthday_pipeline.deliver.webhooks import (failure_reason, is_retryable, is_success, request_headers,
+                                                retry_after_delay)
 
 TOO_MANY_REQUESTS = 429
 
@@ -83,6 +83,7 @@ async def send_all(
     # one waiting coroutine per row would hold a frame for every row of a large batch at once.
     pending = iter(rows)
     errors: list[Exception] = []
+    renderer = Renderer(settings)
 
     def may_start() -> None:
         if errors:
@@ -92,7 +93,7 @@ async def send_all(
     async def worker(post: Post) -> None:
         for row in pending:
             try:
-                on_attempt(await _send_one(row, post, secret, settings, clock, pacer, may_start, conn_id))
+                on_attempt(await _send_one(row, post, renderer, secret, settings, clock, pacer, may_start, conn_id))
             except _Stopped:
                 return
             except Exception as error:  # noqa: BLE001 - kept, and raised once the requests in flight settle
@@ -108,6 +109,7 @@ async def send_all(
 async def _send_one(
     row: ClaimedRow,
     post: Post,
+    renderer: Renderer,
     secret: str | None,
     settings: Settings,
     clock: Clock,
@@ -120,8 +122,7 @@ async def _send_one(
         await pacer.wait_turn(may_start)
     may_start()
     started_at = clock()
-    body = request_body(row.id, row.user_id, row.first_name, row.last_name, row.occasion, row.occasion_date,
-                        occasion_named(row.occasion).message)
+    body = renderer.body_of(row)
     headers = request_headers(str(row.webhook_id), int(started_at.timestamp()), body, secret)
     started = time.perf_counter()
     try:

@@ -1,5 +1,5 @@
-"""The webhook request: the message rendered for a user (the texts are the occasions', rules/occasions), JSON body
-and Standard Webhooks headers, and how a response is judged."""
+"""The webhook request's Standard Webhooks headers and signature (whatever the body's shape, deliver/messages),
+and how a response is judged."""
 
 from __future__ import annotations
 
@@ -9,58 +9,13 @@ import email.utils
 import functools
 import hashlib
 import hmac
-import json
-from datetime import UTC, date, datetime, timedelta
-
-from birthday_pipeline.rules.blanks import strip_blanks
+from datetime import UTC, datetime, timedelta
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 
 
 class InvalidSecretError(ValueError):
     """A signing secret that is not ``whsec_`` followed by a base64 key (the message never shows the secret)."""
-
-
-# What a name loses on its way into a message: the C0 and C1 controls (BEL, ESC and the terminal sequences it
-# starts, ...) and the bidirectional embeddings, overrides and isolates (U+202E turns the rest of a line
-# around). Joiners and marks stay: scripts and emoji sequences need them.
-_STRIPPED_FROM_NAMES = dict.fromkeys(
-    [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-)
-
-
-def message_name(first_name: str, last_name: str) -> str:
-    """The name a message greets: first and last name without control characters, blanks
-    (``birthday_pipeline.rules.blanks``) trimmed, joined by a space."""
-    parts = (strip_blanks(part.translate(_STRIPPED_FROM_NAMES)) for part in (first_name, last_name))
-    return " ".join(part for part in parts if part)
-
-
-def render_message(template: str, first_name: str, last_name: str) -> str:
-    """``template`` with ``{name}`` replaced by ``message_name``."""
-    return template.replace("{name}", message_name(first_name, last_name))
-
-
-def request_body(
-    notification_id: int,
-    user_id: int,
-    first_name: str,
-    last_name: str,
-    occasion: str,
-    occasion_date: date,
-    message_template: str,
-) -> bytes:
-    return json.dumps(
-        {
-            "message": render_message(message_template, first_name, last_name),
-            "notification_id": notification_id,
-            "user_id": user_id,
-            "occasion": occasion,
-            "occasion_date": occasion_date.isoformat(),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
 
 
 @functools.lru_cache(maxsize=8)

@@ -37,7 +37,7 @@ def summarize(what: str, db_conn_id: str, window: Window, settings: Settings, ti
 
     send = alert_sender(alerts_conn_id)
     with closing(open_database(db_conn_id)) as conn:
-        counts = window_counts(conn, window)
+        counts = window_counts(conn, window, settings)
         for line in summary_lines(what, window, counts):
             log.info("%s", line)
         if send is not None:

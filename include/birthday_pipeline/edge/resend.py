@@ -11,7 +11,6 @@ from birthday_pipeline.edge.connections import database_connector
 from birthday_pipeline.edge.sending import raise_on_failures, sender
 from birthday_pipeline.edge.variables import read_settings
 from birthday_pipeline.operate import metrics
-from birthday_pipeline.rules.occasions import OCCASIONS, occasion_named
 
 if TYPE_CHECKING:
     from airflow.sdk.types import RuntimeTaskInstanceProtocol
@@ -31,7 +30,7 @@ def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webh
     settings = read_settings()
     request = ResendRequest(
         user_ids=[int(user_id) for user_id in params["user_ids"]],
-        occasion=occasion_named(params["occasion"]),
+        occasion=settings.occasion_registry.named(params["occasion"]),
         occasion_date=date.fromisoformat(str(params["date"])),
         dry_run=bool(params["dry_run"]),
         force=bool(params["force"]),
@@ -43,7 +42,7 @@ def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webh
     counts = result.counts()
     delivery = result.delivery
     outcome = {**counts, "sent": delivery.sent if delivery else 0, "failed": delivery.failed if delivery else 0}
-    for name in OCCASIONS:
+    for name in settings.occasion_registry:
         if name != request.occasion.name:
             log.info("Summary resend %s: not requested", name)
             continue

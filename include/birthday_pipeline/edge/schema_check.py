@@ -7,7 +7,6 @@ from contextlib import closing
 
 from birthday_pipeline.edge.connections import open_database
 from birthday_pipeline.edge.variables import read_settings
-from birthday_pipeline.rules.occasions import date_columns
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +19,11 @@ def check_schema(db_conn_id: str) -> dict[str, str]:
     from birthday_pipeline.schema.check import schema_problems
     from birthday_pipeline.schema.files import needed_version
 
-    relation = read_settings().users_relation
+    settings = read_settings()
+    relation = settings.users_relation
     with closing(open_database(db_conn_id)) as conn:
-        problems = schema_problems(conn, relation, date_columns(), conn_id=db_conn_id)
+        problems = schema_problems(conn, relation, settings.occasion_registry.date_columns, conn_id=db_conn_id,
+                                   locale_column=settings.locale_column, opt_out_column=settings.opt_out_column)
     if problems:
         raise AirflowFailException("; ".join(problems))
     log.info("%s is at %s; the users relation %s has every column the pipeline reads", db_conn_id,

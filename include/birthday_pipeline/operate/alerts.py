@@ -31,7 +31,6 @@ from urllib.parse import quote
 from birthday_pipeline.db.connections import dict_cursor
 from birthday_pipeline.db.statements import load_sql
 from birthday_pipeline.ids import HOURLY_DAG
-from birthday_pipeline.rules.occasions import occasion_names
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.status import Status
 
@@ -188,8 +187,9 @@ def late_windows(conn: Any, now: datetime, settings: Settings) -> list[LateWindo
     windows: dict[datetime, LateWindow] = {}
     with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("alerts/late_windows"), {
-            "occasions": occasion_names(), "now": now, "max_lateness": timedelta(hours=settings.max_lateness_hours),
-            "late_cutoff": cutoff, "max_attempts": settings.max_attempts, "max_ids": MAX_IDS})
+            "occasions": settings.occasion_registry.names(), "now": now,
+            "max_lateness": timedelta(hours=settings.max_lateness_hours), "late_cutoff": cutoff,
+            "max_attempts": settings.max_attempts, "max_ids": MAX_IDS})
         for row in cursor.fetchall():
             window = windows.setdefault(row["window_start"], LateWindow(row["window_start"]))
             window.counts.setdefault(row["occasion"], {})[row["status"]] = row["count"]

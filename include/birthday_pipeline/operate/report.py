@@ -23,8 +23,9 @@ from birthday_pipeline.plan.planning import (
     not_unique_reason,
     plan_occasion,
     planning_zone,
+    user_identifiers,
 )
-from birthday_pipeline.rules.occasions import OCCASIONS, Occasion, date_columns, occasion_names, source_dates
+from birthday_pipeline.rules.occasions import Occasion
 from birthday_pipeline.rules.timezones import load_zone
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.status import Status
@@ -32,12 +33,13 @@ from birthday_pipeline.status import Status
 STATUSES = tuple(status.value for status in Status)
 
 
-def window_counts(conn: Any, window: Window) -> dict[str, dict[str, int]]:
-    """For every occasion, how many of its notifications due in ``window`` are in each status."""
-    counts = {name: dict.fromkeys(STATUSES, 0) for name in OCCASIONS}
+def window_counts(conn: Any, window: Window, settings: Settings) -> dict[str, dict[str, int]]:
+    """For every occasion of ``settings``, how many of its notifications due in ``window`` are in each status."""
+    occasions = settings.occasion_registry.names()
+    counts = {name: dict.fromkeys(STATUSES, 0) for name in occasions}
     with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("report/window_counts"),
-                       {"occasions": occasion_names(), "window_start": window.start, "window_end": window.end})
+                       {"occasions": occasions, "window_start": window.start, "window_end": window.end})
         for row in cursor.fetchall():
             counts[row["occasion"]][row["status"]] = row["count"]
     conn.rollback()
@@ -119,9 +121,10 @@ class Day:
 _QUARTER = timedelta(minutes=15)
 
 
-def day_counts(conn: Any, day: Day) -> dict[str, dict[str, int]]:
-    """For every occasion, how many of the day's notifications are in each status."""
-    counts = {name: dict.fromkeys(STATUSES, 0) for name in OCCASIONS}
+def day_counts(conn: Any, day: Day, settings: Settings) -> dict[str, dict[str, int]]:
+    """For every occasion of ``settings`` (and any other the day's rows name), how many of the day's notifications
+    are in each status."""
+    counts = {name: dict.fromkeys(STATUSES, 0) for name in settings.occasion_registry}
     with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("report/day_counts"), day.parameters())
         for row in cursor.fetchall():
@@ -130,11 +133,12 @@ def day_counts(conn: Any, day: Day) -> dict[str, dict[str, int]]:
     return counts
 
 
-def day_report(conn: Any, day: Day, ui_root: str = "/") -> dict[str, Any]:
+def day_report(conn: Any, day: Day, settings: Settings, ui_root: str = "/") -> dict[str, Any]:
     """Everything the Birthdays page shows for ``day``: the notifications whose send instant falls in it (and
-    the invalid ones celebrated that date): counts, lateness, deliveries per local hour and the problems."""
+    the invalid ones celebrated that date): counts, lateness, deliveries per local hour and the problems (failed,
+    invalid, expired and cancelled, each with its reason)."""
     parameters = {**day.parameters(), "limit": ROW_LIMIT}
-    counts = day_counts(conn, day)
+    counts = day_counts(conn, day, settings)
     with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("report/day_lateness"), parameters)
         lateness = [
@@ -185,7 +189,7 @@ def health(conn: Any, settings: Settings) -> Health:
     today = due["now"].astimezone(UTC).date()
     zone = load_zone("UTC")
     days = {"today": Day.of(today, zone), "yesterday": Day.of(today - timedelta(days=1), zone)}
-    counts = {name: day_counts(conn, day) for name, day in days.items()}
+    counts = {name: day_counts(conn, day, settings) for name, day in days.items()}
     with dict_cursor(conn) as cursor:
         cursor.execute(load_sql("report/lateness_quantiles"),
                        {**days["today"].parameters(), "quantiles": list(LATENESS_QUANTILES)})
@@ -200,10 +204,7 @@ def user_report(conn: Any, user_id: int, settings: Settings, now: datetime,
                 ui_root: str = "/") -> dict[str, Any] | None:
     """The user's next planned send per occasion (UTC and local) and past notifications; None if no such user."""
     with dict_cursor(conn) as cursor:
-        cursor.execute(compose(conn, "report/user", date_columns=[("u", column) for column in date_columns()],
-                               version_dates=[("v", column) for column in date_columns()],
-                               versions_of=[("u", "id")],
-                               users=[settings.users_relation.parts]),
+        cursor.execute(compose(conn, "report/user", **user_identifiers(settings, versions_of=("u", "id"))),
                        {"user_id": user_id})
         found = cursor.fetchone()
         if found is None:
@@ -212,12 +213,13 @@ def user_report(conn: Any, user_id: int, settings: Settings, now: datetime,
         cursor.execute(load_sql("report/user_notifications"), {"user_id": user_id, "limit": ROW_LIMIT})
         rows = cursor.fetchall()
     conn.rollback()
-    dates = source_dates([found[column] for column in date_columns()])
-    user = User(found["id"], dates["birthday"], found["timezone"], found["first_name"], found["last_name"],
-                other_dates=dates)
+    occasions = settings.occasion_registry
+    dates = occasions.source_dates([found[column] for column in occasions.date_columns])
+    user = User(found["id"], dates.get("birthday"), found["timezone"], found["first_name"], found["last_name"],
+                other_dates=dates, opted_out=found["opted_out"])
     by_key = {(row["occasion"], row["occasion_date"]): row for row in rows}
     upcoming = []
-    for occasion in OCCASIONS.values():
+    for occasion in occasions.values():
         if user.date_for(occasion) is None:
             continue
         nxt = next_send(user, occasion, settings, now)

@@ -2,8 +2,9 @@
 
 For each requested user the notification of one occasion and date is looked up and judged: a row never
 sent (failed, expired, cancelled, or scheduled with its instant passed) is sent under its own webhook-id;
-a row already ``sent`` is refused, and re-sent with a new webhook-id only when ``force`` is set. A dry run
-only says what would happen. Decisions and logs carry ids, statuses and instants, never names or dates of
+a row already ``sent`` is refused, and re-sent with a new webhook-id only when ``force`` is set. A user who
+opted out (the opt-out column holds true) is refused unless ``force`` is set. A dry run only says what would
+happen. Decisions and logs carry ids, statuses and instants, never names or dates of
 birth.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from birthday_pipeline.db.connections import dict_cursor
 from birthday_pipeline.db.statements import compose
+from birthday_pipeline.plan.planning import user_identifiers
 from birthday_pipeline.deliver.claims import claim_rows
 from birthday_pipeline.deliver.delivery import DeliverySummary, Sender, deliver_claimed
 from birthday_pipeline.deliver.fanout import utc_now
@@ -71,6 +73,7 @@ class LookedUp:
     webhook_id: uuid.UUID | None
     last_error: str | None
     claim_live: bool | None  # under a claim whose lease has not run out (the database clock's verdict)
+    opted_out: bool = False  # the user's opt-out column holds true (the opt_out_column setting)
 
 
 def decide(row: LookedUp, request: ResendRequest, now: datetime, requested_at: datetime) -> Decision:
@@ -86,6 +89,8 @@ def decide(row: LookedUp, request: ResendRequest, now: datetime, requested_at: d
 
     if not row.user_exists:
         return refuse("no such user")
+    if row.opted_out and not request.force:
+        return refuse("the user opted out; set force to send anyway")
     if row.notification_id is None:
         return refuse(f"no {request.occasion.name} notification planned for this user on that date")
     if row.status == Status.INVALID:
@@ -125,7 +130,7 @@ def resend(conn: Any, request: ResendRequest, settings: Settings, sender: Sender
     """
     now = (sender.clock if sender else utc_now)()
     with dict_cursor(conn) as cursor:
-        cursor.execute(compose(conn, "resend/look_up", users=[settings.users_relation.parts]),
+        cursor.execute(compose(conn, "resend/look_up", **user_identifiers(settings, versions_of=("n", "user_id"))),
                        {"user_ids": request.user_ids, "occasion": request.occasion.name,
                         "occasion_date": request.occasion_date})
         decisions = [decide(LookedUp(**row), request, now, requested_at) for row in cursor.fetchall()]
@@ -156,5 +161,5 @@ def resend(conn: Any, request: ResendRequest, settings: Settings, sender: Sender
                     sorted(set(to_send) - {row.id for row in claimed}))
     for row in claimed:
         log.info("Sending notification %d with webhook-id %s", row.id, row.webhook_id)
-    summary = deliver_claimed(conn, claim, sender)
+    summary = deliver_claimed(conn, claim, sender, honour_opt_out=not request.force)
     return ResendResult(decisions, summary)

@@ -19,7 +19,7 @@ from birthday_pipeline.db.connections import dict_cursor
 from birthday_pipeline.db.statements import compose, load_sql
 from birthday_pipeline.rules.blanks import blank_characters, strip_blanks
 from birthday_pipeline.rules.calendar import birth_month_days, celebrated_date, local_dates_around, local_instant
-from birthday_pipeline.rules.occasions import BIRTHDAY, OCCASIONS, Occasion, date_columns, occasion_names
+from birthday_pipeline.rules.occasions import BIRTHDAY, Occasion
 from birthday_pipeline.rules.timezones import load_zone, zone_names
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.status import Status
@@ -88,6 +88,8 @@ class User:
     last_name: str | None = "Last"
     # The dates of the other occasions, by ``users`` column (``hired_on``, ...); a missing one is NULL.
     other_dates: Mapping[str, date | None] = dataclasses.field(default_factory=dict, hash=False)
+    # The opt-out column (the opt_out_column setting) holds true: no occasion of the user's is sent.
+    opted_out: bool = False
 
     def date_for(self, occasion: Occasion) -> date | None:
         """The date ``occasion`` is celebrated from (the birthday, the hire date, ...), or None."""
@@ -126,7 +128,7 @@ def plan_occasion(
 
     An unknown zone is planned in the default zone, so that exactly one window records it as invalid. An
     invalid row has no send instant and carries the reason (upsert_notifications.sql applies the same checks
-    in the same order).
+    in the same order). An opted-out user's row is ``cancelled`` and keeps its instant, whatever else is wrong.
     """
     zone = planning_zone(user.timezone, settings)
     source = user.date_for(occasion)
@@ -134,6 +136,9 @@ def plan_occasion(
         raise ValueError(f"user {user.id} has no {occasion.date_column}: no {occasion.name} to plan")
     day = celebrated_date(source, year, occasion.rule(settings))
     instant = local_instant(day, occasion.local_time(settings), zone)
+    if user.opted_out:
+        return instant, PlannedNotification(user.id, day, instant, Status.CANCELLED, opted_out_reason(settings),
+                                            occasion.name)
     reason = invalid_reason(user, day, occasion)
     if reason is None:
         return instant, PlannedNotification(user.id, day, instant, Status.SCHEDULED, None, occasion.name)
@@ -165,6 +170,11 @@ def not_unique_reason(versions: int) -> str:
     return f"id is not unique: the users relation has {versions} different rows for it"
 
 
+def opted_out_reason(settings: Settings) -> str:
+    """The reason of a notification cancelled because its user opted out."""
+    return f"user opted out ({settings.opt_out_column} is true)"
+
+
 def before_first_date_reason(occasion: Occasion) -> str:
     return f"{occasion.date_column} is before year 1"
 
@@ -188,7 +198,7 @@ def plan_user(user: User, window: Window, settings: Settings) -> list[PlannedNot
     """The notifications ``user`` is owed in ``window`` for every occasion, by the rules alone (the SQL's reference)."""
     planned = (
         plan_occasion(user, year, settings, occasion)
-        for occasion in OCCASIONS.values()
+        for occasion in settings.occasion_registry.values()
         if user.date_for(occasion) is not None
         for year in range(window.start.year - 1, window.end.year + 2)
     )
@@ -219,7 +229,7 @@ class ReleaseBatch:
 class Upserted:
     """What planning a window changed: rows inserted, the ids of existing rows re-planned (a rule or the user's
     data moved their date or instant, or fixed what made them invalid), and the rows written per occasion and
-    status (``scheduled`` or ``invalid``), which the metrics count."""
+    status (``scheduled``, ``invalid``, or ``cancelled`` for an opted-out user), which the metrics count."""
 
     inserted: int
     replanned_ids: list[int]
@@ -259,7 +269,8 @@ def plan_window(conn: Any, window: Window, settings: Settings,
     with dict_cursor(conn) as cursor:
         cursor.execute(
             load_sql("plan/release_batches"),
-            {"occasions": occasion_names(), "batch_size": settings.batch_size, "max_batches": max_batches,
+            {"occasions": settings.occasion_registry.names(), "batch_size": settings.batch_size,
+             "max_batches": max_batches,
              "window_start": window.start, "window_end": window.end},
         )
         batches = [ReleaseBatch(**row) for row in cursor.fetchall()]
@@ -278,14 +289,14 @@ def upsert_window(conn: Any, window: Window, settings: Settings) -> Upserted:
     """Upsert the rows of every user with an occasion due in ``window`` (uncommitted); what changed."""
     inserted, replanned_ids, by_occasion, without_id = 0, [], {}, 0
     with dict_cursor(conn) as cursor:
-        for occasion in OCCASIONS.values():
+        for occasion in settings.occasion_registry.values():
             cursor.execute(upsert_statement(conn, settings, occasion),
                            _upsert_parameters(window_slots(window, settings, occasion), settings, occasion))
             row = cursor.fetchone()
             inserted += row["inserted"]
             replanned_ids.extend(row["replanned_ids"])
             by_occasion[occasion.name] = {
-                status: row[status] for status in (Status.SCHEDULED, Status.INVALID) if row[status]}
+                status: row[status] for status in (Status.SCHEDULED, Status.INVALID, Status.CANCELLED) if row[status]}
             without_id += row["without_id"]
     return Upserted(inserted, replanned_ids, by_occasion, without_id)
 
@@ -293,8 +304,23 @@ def upsert_window(conn: Any, window: Window, settings: Settings) -> Upserted:
 def upsert_statement(conn: Any, settings: Settings, occasion: Occasion) -> str:
     """plan/upsert_notifications.sql for ``occasion``, composed for the users relation of ``settings``."""
     return compose(conn, "plan/upsert_notifications", source_date=[("u", occasion.date_column)],
-                   version_dates=[("v", column) for column in date_columns()], versions_of=[("r", "id")],
-                   users=[settings.users_relation.parts])
+                   **user_identifiers(settings, versions_of=("r", "id")))
+
+
+def user_identifiers(settings: Settings, versions_of: tuple[str, str]) -> dict[str, Any]:
+    """The identifiers of every statement that reads users, composed from ``settings``: the users relation (u), each
+    occasion's date column, the optional locale and opt-out columns (None when not set: NULL), the columns two
+    versions of a user may differ in (v), and ``versions_of``, the column holding the id the versions are of."""
+    registry = settings.occasion_registry
+    optional = [column for column in (settings.locale_column, settings.opt_out_column) if column]
+    return {
+        "date_columns": [("u", column) for column in registry.date_columns],
+        "version_dates": [("v", column) for column in dict.fromkeys([*registry.date_columns, *optional])],
+        "versions_of": [versions_of],
+        "locale": [("u", settings.locale_column)] if settings.locale_column else None,
+        "opt_out": [("u", settings.opt_out_column)] if settings.opt_out_column else None,
+        "users": [settings.users_relation.parts],
+    }
 
 
 def _upsert_parameters(slots: list[Slot], settings: Settings, occasion: Occasion) -> dict[str, Any]:
@@ -302,6 +328,7 @@ def _upsert_parameters(slots: list[Slot], settings: Settings, occasion: Occasion
         "occasion": occasion.name,
         "not_in_past_reason": f"{occasion.date_column} is not in the past",
         "before_first_date_reason": before_first_date_reason(occasion),
+        "opted_out_reason": opted_out_reason(settings),
         "first_date": FIRST_DATE,
         "max_zone_shown": MAX_ZONE_SHOWN,
         "default_zone": settings.default_timezone,

@@ -21,11 +21,14 @@ _UNDEFINED_TABLE = "42P01"
 
 
 def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[str],
-                    directory: Traversable = MIGRATIONS_DIR, *, conn_id: str) -> list[str]:
+                    directory: Traversable = MIGRATIONS_DIR, *, conn_id: str, locale_column: str | None = None,
+                    opt_out_column: str | None = None) -> list[str]:
     """What keeps this code from running on the database of ``conn``, in one cheap query; empty when nothing.
 
     ``users_relation`` is the relation users are read from, ``date_columns`` every occasion's date column,
-    ``conn_id`` the Airflow connection ``conn`` came from, which the problems name. Each says what to do.
+    ``locale_column`` and ``opt_out_column`` the optional columns the settings name (the opt-out one must be
+    boolean), ``conn_id`` the Airflow connection ``conn`` came from, which the problems name. Each says what to
+    do.
     """
     migrations = shipped_migrations(directory)
     needed = migrations[-1].version
@@ -54,8 +57,11 @@ def schema_problems(conn: Any, users_relation: Relation, date_columns: Sequence[
         problems.append(f"{conn_id} applied {', '.join(changed)} from a file other than the one this code ships: "
                         f"an applied migration must never change (see `python -m birthday_pipeline.schema status "
                         f"--conn-id {conn_id}`)")
+    types = dict(zip(found["users_columns"], found["users_types"], strict=True))
     problems.extend(_users_problems(users_relation, date_columns, found["users_found"], found["users_readable"],
-                                    dict(zip(found["users_columns"], found["users_types"], strict=True)), conn_id))
+                                    types, conn_id))
+    if found["users_found"]:
+        problems.extend(_optional_column_problems(users_relation, types, locale_column, opt_out_column))
     return problems
 
 
@@ -78,4 +84,18 @@ def _users_problems(relation: Relation, date_columns: Sequence[str], found: bool
         wrong.append(f"id is {types['id']}, not an integer")
     if wrong:
         problems.append(f"in {where}, {'; '.join(dict.fromkeys(wrong))}: cast it in the view (docs/deploy.md)")
+    return problems
+
+
+def _optional_column_problems(relation: Relation, types: dict[str, str], locale_column: str | None,
+                              opt_out_column: str | None) -> list[str]:
+    """The columns the settings ``locale_column`` and ``opt_out_column`` name: present, and the opt-out boolean."""
+    problems = []
+    for setting, column in (("locale_column", locale_column), ("opt_out_column", opt_out_column)):
+        if column is not None and column not in types:
+            problems.append(f"the users relation {relation} has no column {column}, which {setting} in Variable "
+                            "birthday_settings names: add it, or remove the setting (README, Customise)")
+    if opt_out_column is not None and opt_out_column in types and types[opt_out_column] != "boolean":
+        problems.append(f"in the users relation {relation}, {opt_out_column} (opt_out_column) is "
+                        f"{types[opt_out_column]}, not boolean: cast it in the view (README, Customise)")
     return problems

@@ -1,6 +1,6 @@
 -- Upsert one notification of one occasion per user whose send instant lies in the window being planned.
--- The source_date placeholder is the occasion's date column (u.birthday, u.hired_on, ...), composed from the registry in
--- include/birthday_pipeline/rules/occasions.py; users without that date have no such occasion. The users placeholder is the
+-- The source_date placeholder is the occasion's date column (u.birthday, u.hired_on, ...), composed from the occasions of
+-- the settings (include/birthday_pipeline/rules/occasions.py); users without that date have no such occasion. The users placeholder is the
 -- users relation (the users_relation setting), a composed identifier.
 -- The slot arrays describe the window: for each zone, the local date whose send time falls inside it, the birth
 -- month-days celebrated that day and the instant, all computed in Python from the pinned tz database.
@@ -15,9 +15,12 @@
 -- invalid, or cancelled (its date had been removed), or expired at a date that is no longer the one celebrated.
 -- Rows claimed, sent or failed are never touched (the sender re-checks what it claims), and an unchanged row is
 -- not rewritten. Returns how many rows were inserted, the ids of the rows re-planned, how many of the rows
--- written are scheduled and invalid, and how many rows of the window's month-days have no id.
--- version_dates lists every occasion's date column (v.birthday, v.hired_on, ...): the rows of one id are
--- versions of that user when they differ in any column the pipeline reads.
+-- written are scheduled, invalid and cancelled (opted out), and how many rows of the window's month-days have no id.
+-- version_dates lists every occasion's date column (v.birthday, v.hired_on, ...) and the locale and opt-out
+-- columns: the rows of one id are versions of that user when they differ in any column the pipeline reads.
+-- opt_out is the users column of the opt_out_column setting (NULL when it is not set): a user whose column holds
+-- true is planned 'cancelled' with the reason opted_out_reason and the instant kept (the Birthdays page lists it on
+-- its day); only an id that is not unique outranks it. A user who opts in again is re-planned like any change.
 -- The candidates are computed once (MATERIALIZED), so each user's planning zone is a column the join can hash
 -- with the slot's zone and month-day. Inlined, the zone test would be a join filter run once per (user, slot)
 -- of the same month-day: for the sweep's 48-hour window at 10 M users, 32 million evaluations and about 9 s
@@ -43,7 +46,8 @@ read AS (
         u.timezone::text AS timezone,
         coalesce(u.first_name::text, '') AS first_name,
         coalesce(u.last_name::text, '') AS last_name,
-        {source_date} AS source_date
+        {source_date} AS source_date,
+        coalesce({opt_out}::boolean, false) AS opted_out
     FROM {users} AS u
     WHERE (extract(month FROM {source_date}) * 100 + extract(day FROM {source_date}))::integer
         = ANY (%(birth_month_days)s::integer[])
@@ -56,6 +60,7 @@ candidate AS MATERIALIZED (
         r.first_name,
         r.last_name,
         r.source_date,
+        r.opted_out,
         (extract(month FROM r.source_date) * 100 + extract(day FROM r.source_date))::integer AS birth_month_day,
         {shared/user_versions} AS versions,
         r.timezone IS NOT NULL AND r.timezone <> ALL (%(known_zones)s::text[]) AS zone_unknown,
@@ -65,15 +70,17 @@ candidate AS MATERIALIZED (
         END AS plan_zone
     FROM read AS r
     WHERE r.id IS NOT NULL
-    ORDER BY r.id, r.source_date, r.timezone, r.first_name, r.last_name
+    ORDER BY r.id, r.source_date, r.timezone, r.first_name, r.last_name, r.opted_out
 ),
 checked AS (
     SELECT
         c.user_id,
         s.occasion_date,
         s.send_at,
+        c.opted_out AND c.versions <= 1 AS opted_out,
         CASE
             WHEN c.versions > 1 THEN 'id is not unique: the users relation has ' || c.versions || ' different rows for it'
+            WHEN c.opted_out THEN %(opted_out_reason)s
             WHEN c.zone_unknown THEN
                 'unknown time zone "' || left(c.timezone, %(max_zone_shown)s)
                 || CASE WHEN length(c.timezone) > %(max_zone_shown)s THEN '…' ELSE '' END || '"'
@@ -101,8 +108,8 @@ upserted AS (
         user_id,
         %(occasion)s,
         occasion_date,
-        CASE WHEN reason IS NULL THEN send_at END,
-        CASE WHEN reason IS NULL THEN 'scheduled' ELSE 'invalid' END,
+        CASE WHEN reason IS NULL OR opted_out THEN send_at END,
+        CASE WHEN reason IS NULL THEN 'scheduled' WHEN opted_out THEN 'cancelled' ELSE 'invalid' END,
         reason
     FROM checked
     ORDER BY user_id, occasion_date  -- new rows get their ids in user order, whichever join the planner picks
@@ -126,5 +133,6 @@ SELECT
     coalesce(array_agg(id ORDER BY id) FILTER (WHERE NOT inserted), ARRAY[]::bigint[]) AS replanned_ids,
     count(*) FILTER (WHERE status = 'scheduled') AS scheduled,
     count(*) FILTER (WHERE status = 'invalid') AS invalid,
+    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
     (SELECT count(*) FROM read WHERE id IS NULL) AS without_id
 FROM upserted

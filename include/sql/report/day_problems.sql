@@ -1,4 +1,4 @@
--- The failed, invalid and expired notifications of one day (send instant in [day_start, day_end), or
+-- The failed, invalid, expired and cancelled notifications of one day (send instant in [day_start, day_end), or
 -- invalid and celebrated on that date), with the last HTTP attempt and the Airflow task instance that made it.
 SELECT n.id, n.user_id, n.occasion, n.status, n.send_at, n.attempts, n.last_error, n.retry_after,
     a.error AS attempt_error, a.http_status, a.finished_at, a.dag_id, a.run_id, a.task_id, a.map_index,
@@ -12,6 +12,6 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) AS a ON true
 WHERE ((n.send_at >= %(day_start)s AND n.send_at < %(day_end)s) OR (n.send_at IS NULL AND n.occasion_date = %(day)s))
-    AND n.status IN ('failed', 'invalid', 'expired')
+    AND n.status IN ('failed', 'invalid', 'expired', 'cancelled')
 ORDER BY n.id
 LIMIT %(limit)s
