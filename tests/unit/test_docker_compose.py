@@ -59,6 +59,9 @@ LOCAL_TOOLING_ONLY: dict[tuple[str, str], str] = {
         "make migrate migrates the database this connection names when it is set (compose's birthday-migrate "
         "creates its database from BIRTHDAY_POSTGRES_URL instead)"
     ),
+    ("tools/compose_test.py", "CONTAINERS_CONF"): (
+        "make compose-test sets it (a write the scan also sees) for the podman it runs on the host"
+    ),
     ("tools/dev.py", "AIRFLOW_CONN_BIRTHDAY_WEBHOOK"): (
         "make run starts its local receiver unless this is set; the connection itself is required of the "
         "Airflow services through the DAGs' WEBHOOK_CONN"
