@@ -11,12 +11,12 @@ docker/Dockerfile use (all cached: the rootfs under ``.local/compose``, the imag
    lock pins) and ``redis:7.2-bookworm`` (Debian's redis-server);
 3. the project's image from docker/Dockerfile through the compose file's own ``build`` section.
 
-Then it brings the stack up with podman-compose (from PyPI), keeps the services' health checks running (podman
-schedules them with systemd timers, and there is no systemd here), starts each service once the conditions of
-its ``depends_on`` hold (podman 4.3 cannot wait for ``service_healthy``, and its ``--requires`` restarts
-finished one-shot services), releases a demo instant as `make run` does, and checks what a user would see: the
-receiver printed the messages, the database has them sent, and the instant's batches went to several Celery
-workers. With ``--scale-to N`` it then scales the workers to N and does it again. It tears the stack down at the
+Then it brings the stack up with podman-compose (from PyPI), runs each service's health check itself until it
+first passes (podman schedules them with systemd timers, and there is no systemd here), starts each service once
+the conditions of its ``depends_on`` hold (podman 4.3 cannot wait for ``service_healthy``, and its ``--requires``
+restarts finished one-shot services), releases a demo instant as `make run` does, and checks what a user would
+see: the receiver printed the messages, the database has them sent, and the instant's batches went to several
+Celery workers. With ``--scale-to N`` it then scales the workers to N and does it again. It tears the stack down at the
 end (``--keep`` leaves it up) and exits non-zero when a check fails.
 """
 
@@ -353,7 +353,14 @@ class Compose:
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def down(self) -> None:
-        self.podman_compose("down", "--volumes", capture=True)
+        """Everything of the project, also workers added by ``--scale`` (plain `down` knows only the file's)."""
+        self.podman_compose("down", "--volumes", "--remove-orphans", capture=True)
+
+    def require_workers(self, expected: int) -> int:
+        workers = len(self.of("airflow-worker"))
+        if workers != expected:
+            raise ComposeTestError(f"{workers} Celery workers running, not {expected}")
+        return workers
 
 
 @contextmanager
@@ -528,7 +535,7 @@ def main() -> int:
         with health_checks(compose):
             compose.up()
             compose.wait_until_all_healthy()
-            workers = len(compose.of("airflow-worker"))
+            workers = compose.require_workers(compose.services["airflow-worker"]["deploy"]["replicas"])
             log.info("All %d containers with a health check are healthy; %d Celery workers",
                      sum(1 for container in compose.containers() if container.has_healthcheck), workers)
             instant, users = release_demo_instant(compose, DEMO_BATCH_SIZE)
@@ -536,7 +543,7 @@ def main() -> int:
             if arguments.scale_to:
                 compose.scale_workers(arguments.scale_to)
                 compose.wait_until_all_healthy()
-                workers = len(compose.of("airflow-worker"))
+                workers = compose.require_workers(arguments.scale_to)
                 instant, users = release_demo_instant(compose, DEMO_BATCH_SIZE)
                 report(compose, wait_for_delivery(compose, instant, users), workers)
         log.info("compose-test passed")
