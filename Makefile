@@ -21,7 +21,8 @@ chromium:
 		$(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }; }
 
 # docker-compose.yaml run for real under podman, on stand-in images built here (docs/deploy.md, "The compose
-# file, run here"): slow (the first build about 10 minutes, then about 15 for the run), so not part of `make test`.
+# file, run here"): slow on 2 cores (14 minutes with nothing cached, 3.5 of them building; 9 to 11 once cached), so not
+# part of `make test`. Needs root (debootstrap, rootful podman).
 compose-test: $(VENV)/.runtime
 	@command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 || { \
 		echo "Installing Debian's podman, runc and debootstrap for the compose test"; \

@@ -554,7 +554,7 @@ def main() -> int:
     finally:
         if not arguments.keep:
             compose.down()
-            log.info("Stack torn down (podman-compose down --volumes)")
+            log.info("Stack torn down (podman-compose down --volumes --remove-orphans)")
 
 
 if __name__ == "__main__":
