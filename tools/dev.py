@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
@@ -144,26 +146,29 @@ def wait_until_healthy(standalone: subprocess.Popen, timeout_seconds: int = 300)
     raise SystemExit(f"Airflow was not healthy within {timeout_seconds} s; see {AIRFLOW_HOME / 'standalone.log'}")
 
 
-def trigger_demo_release(environment: dict[str, str], instant: datetime, timeout_seconds: int = 120) -> None:
-    """Release the demo instant now: run (or re-run) the hourly run whose window holds it, and the sweep."""
+def trigger_demo_release(run_airflow: Callable[..., object], instant: datetime, timeout_seconds: int = 120) -> None:
+    """Release the demo instant now: run (or re-run) the hourly run whose window holds it, and the sweep.
+
+    ``run_airflow(*arguments)`` runs one `airflow` command and raises ``CalledProcessError`` (with its stderr)
+    when it fails: here on the host, in tools/compose_test.py inside a compose container.
+    """
     logical_date = (instant.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)).isoformat()
     deadline = time.monotonic() + timeout_seconds
     while True:  # the DAGs exist once the dag-processor has parsed them
         try:
-            airflow(environment, "dags", "trigger", SWEEP_DAG)
+            run_airflow("dags", "trigger", SWEEP_DAG)
             break
         except subprocess.CalledProcessError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(5)
     try:
-        airflow(environment, "dags", "trigger", HOURLY_DAG, "--logical-date", logical_date)
+        run_airflow("dags", "trigger", HOURLY_DAG, "--logical-date", logical_date)
     except subprocess.CalledProcessError as error:
         if "already exists" not in error.stderr.decode(errors="replace"):
             raise
         # An earlier `make run` ran that hour already: clearing it re-plans with today's demo time.
-        airflow(environment, "tasks", "clear", HOURLY_DAG, "--start-date", logical_date,
-                "--end-date", logical_date, "--yes")
+        run_airflow("tasks", "clear", HOURLY_DAG, "--start-date", logical_date, "--end-date", logical_date, "--yes")
 
 
 def require_free_ports(*ports: int) -> None:
@@ -194,7 +199,8 @@ def run(server: str, demo: bool) -> int:
         if demo_time:
             hour, minute = map(int, demo_time.split(":"))
             instant = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-            trigger_demo_release(environment, instant if instant > now else instant + timedelta(days=1))
+            trigger_demo_release(functools.partial(airflow, environment),
+                                 instant if instant > now else instant + timedelta(days=1))
         print(guide(receiver is not None, demo_time, demo_count), flush=True)
         return standalone.wait()
     except KeyboardInterrupt:

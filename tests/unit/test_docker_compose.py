@@ -59,6 +59,9 @@ LOCAL_TOOLING_ONLY: dict[tuple[str, str], str] = {
         "make migrate migrates the database this connection names when it is set (compose's birthday-migrate "
         "creates its database from BIRTHDAY_POSTGRES_URL instead)"
     ),
+    ("tools/compose_test.py", "CONTAINERS_CONF"): (
+        "make compose-test sets it (a write the scan also sees) for the podman it runs on the host"
+    ),
     ("tools/dev.py", "AIRFLOW_CONN_BIRTHDAY_WEBHOOK"): (
         "make run starts its local receiver unless this is set; the connection itself is required of the "
         "Airflow services through the DAGs' WEBHOOK_CONN"
@@ -383,3 +386,49 @@ def test_every_variable_our_code_reads_is_set(services: dict[str, dict[str, Any]
         if not environment_of(services[service]).get(variable)
     ]
     assert not missing, "not set: " + "; ".join(missing)
+
+
+# --- as the official Airflow 3 compose file has them ---------------------------------------------------------
+
+
+def test_apiserver_health_check_is_the_official_one(services: dict[str, dict[str, Any]]) -> None:
+    """The official file checks /api/v2/monitor/health (metadatabase, scheduler, triggerer), not the version."""
+    test = services["airflow-apiserver"]["healthcheck"]["test"]
+    assert test == ["CMD", "curl", "--fail", "http://localhost:8080/api/v2/monitor/health"]
+
+
+@pytest.mark.parametrize(("key", "override"), [
+    ("AIRFLOW__CORE__FERNET_KEY", "FERNET_KEY"),
+    ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API_AUTH__JWT_SECRET"),
+])
+def test_keys_are_set_shared_and_overridable_as_officially(services: dict[str, dict[str, Any]], key: str,
+                                                           override: str) -> None:
+    """Every component gets the same non-empty key, and .env overrides it under the official file's name."""
+    raw_values = {services[name]["environment"][key] for name in AIRFLOW_SERVICES}
+    assert len(raw_values) == 1, f"{key} differs between services: {raw_values}"
+    raw = raw_values.pop()
+    assert substitute(raw), f"{key} is empty without .env"
+    assert substitute(raw, {override: "from-dot-env"}) == "from-dot-env"
+
+
+def test_fernet_key_is_a_fernet_key(services: dict[str, dict[str, Any]]) -> None:
+    from cryptography.fernet import Fernet  # noqa: PLC0415 - Airflow's own dependency, only this test needs it
+
+    key = environment_of(services["airflow-scheduler"])["AIRFLOW__CORE__FERNET_KEY"]
+    token = Fernet(key.encode()).encrypt(b"birthday_settings")
+    assert Fernet(key.encode()).decrypt(token) == b"birthday_settings"
+
+
+def test_two_workers_by_default(services: dict[str, dict[str, Any]]) -> None:
+    """Two replicas, with the spec's default mode spelled out (podman-compose ignores replicas without it)."""
+    assert services["airflow-worker"]["deploy"] == {"mode": "replicated", "replicas": 2}
+
+
+@pytest.mark.parametrize("dot_env", [{}, {"AIRFLOW_UID": "1000"}])
+def test_init_hands_logs_to_the_uid_the_services_run_as(services: dict[str, dict[str, Any]],
+                                                        dot_env: dict[str, str]) -> None:
+    script = substitute(services["airflow-init"]["command"][-1], dot_env)
+    owner = re.search(r'^chown -R "(?P<owner>[^"]*)" /opt/airflow/logs$', script, re.M)
+    assert owner, script
+    for name in sorted(AIRFLOW_RUNTIME_SERVICES):
+        assert substitute(services[name]["user"], dot_env) == owner["owner"], name
