@@ -85,7 +85,7 @@ def test_receiver_down_longer_than_every_task_retry(db, webhook, sweep_dag, fast
 
     ledger = ledger_of(db, webhook.requests, user_ids)
     record_case("receiver down longer than all task retries", ledger, time.monotonic() - started,
-                f"1 failed run of 4 tries, then {runs} sweep run(s)")
+                f"first run: {requests} requests (a first wave, then probes), then {runs} sweep run(s)")
     assert (ledger.delivered, ledger.lost, ledger.duplicates) == (COHORT, 0, 0)
 
 
