@@ -1,9 +1,9 @@
 """Deliver one batch: the steps of a send task, in order, each the job of its own module.
 
-1. ``endpoints``: may the endpoint be sent to (not disabled, its circuit breaker closed, or this task holds
-   the probe)? ``claims``: wait for the batch's instant, claim its due rows under a new token and lease (none, or
-   one for a probe, as the endpoint allows), re-check each against its user and hand back (re-planned, invalid,
-   cancelled) those not due as planned;
+1. ``claims``: wait for the batch's instant; ask ``endpoints`` whether the endpoint may be sent to (every row;
+   one, the probe of an open circuit breaker; or none, disabled or breaker open); claim that many due rows under
+   a new token and lease, re-check each against its user and hand back (re-planned, invalid, cancelled) those
+   not due as planned;
 2. ``lease``: keep the claim alive, a heartbeat on the database clock, for as long as the batch is out;
 3. ``fanout``: POST the rows (never before their instant, paced by ``pacing`` where a rate is set);
 4. ``recording``: write each outcome down while the batch is out, at most about half a second behind, and fold
@@ -81,7 +81,6 @@ class DeliverySummary:
     seconds: float  # from the first request to the last answer
     gone: list[int] = dataclasses.field(default_factory=list)  # rows answered 410 Gone: waiting, not failed
     handed_back: int = 0  # claimed rows never posted (the endpoint is gone or its breaker opened): waiting
-    endpoint_refused: str | None = None  # why the endpoint let this task claim nothing, or only a probe
 
     @property
     def waiting(self) -> int:
@@ -106,7 +105,7 @@ def deliver_batch(conn: Any, batch: ReleaseBatch, sender: Sender, grace: timedel
     if admission.refused:
         log.warning("Endpoint of connection %s: %s", sender.conn_id, admission.refused)
     if admission.rows == 0:
-        return _Tally().summary(claimed=0, skipped=0, endpoint_refused=admission.refused)
+        return _Tally().summary(claimed=0, skipped=0)
     claim = claim_batch(conn, batch, sender.settings, sender.clock(), grace, sender.task, limit=admission.rows)
     return deliver_claimed(conn, claim, sender, admission)
 
@@ -157,8 +156,7 @@ def deliver_claimed(conn: Any, claim: Claim, sender: Sender, admission: Admissio
         finally:
             end_lease_after_sending(own, claim.token)
             own.close()
-    return tally.summary(claimed=len(claim.rows), skipped=len(to_release), handed_back=handed_back,
-                         endpoint_refused=admission.refused)
+    return tally.summary(claimed=len(claim.rows), skipped=len(to_release), handed_back=handed_back)
 
 
 class _Tally:
@@ -191,8 +189,7 @@ class _Tally:
         self.first_started = started if self.first_started is None else min(self.first_started, started)
         self.last_finished = finished if self.last_finished is None else max(self.last_finished, finished)
 
-    def summary(self, claimed: int, skipped: int, handed_back: int = 0,
-                endpoint_refused: str | None = None) -> DeliverySummary:
+    def summary(self, claimed: int, skipped: int, handed_back: int = 0) -> DeliverySummary:
         failed = len(self.retryable_failures) + len(self.permanent_failures)
         return DeliverySummary(
             claimed=claimed,
@@ -207,7 +204,6 @@ class _Tally:
             seconds=(self.last_finished - self.first_started) if self.requests else 0.0,
             gone=self.gone,
             handed_back=handed_back,
-            endpoint_refused=endpoint_refused,
         )
 
 

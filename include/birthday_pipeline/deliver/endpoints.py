@@ -75,15 +75,15 @@ def admit(conn: Any, endpoint: Endpoint) -> Admission:
             admission = Admission(None, state["consecutive_failures"] if state else 0)
         elif state["disabled_at"] is not None:
             admission = Admission(0, state["consecutive_failures"],
-                                  f"disabled since {_utc(state['disabled_at'])} ({state['disabled_reason']})")
+                                  f"disabled since {_when(state['disabled_at'])} ({state['disabled_reason']})")
         else:
             cursor.execute(load_sql("deliver/take_probe"),
                            {"endpoint_sha256": endpoint.key, "probe_interval": endpoint.probe_interval})
             took = cursor.fetchone() is not None
-            opened = f"circuit breaker open since {_utc(state['breaker_opened_at'])}"
+            opened = f"circuit breaker open since {_when(state['breaker_opened_at'])}"
             admission = Admission(1 if took else 0, state["consecutive_failures"],
                                   f"{opened}; this task sends the probe" if took
-                                  else f"{opened}; next probe at {_utc(state['next_probe_at'])}")
+                                  else f"{opened}; next probe at {_when(state['next_probe_at'])}")
     conn.commit()
     return admission
 
@@ -159,5 +159,5 @@ def enable(conn: Any, endpoint_sha256: str, due: dict[str, Any]) -> Enabled:
     return Enabled(True, before["disabled_at"], before["disabled_reason"], before["breaker_opened_at"], waiting)
 
 
-def _utc(instant: datetime | None) -> str:
+def _when(instant: datetime | None) -> str:
     return instant.isoformat() if instant is not None else "-"
