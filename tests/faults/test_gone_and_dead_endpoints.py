@@ -66,6 +66,16 @@ def endpoint_state(db) -> list[tuple]:
     return found
 
 
+def webhook_endpoint_key() -> str:
+    """The key ``webhook_endpoints`` names the endpoint of connection ``birthday_webhook`` by, as a task finds it."""
+    from airflow.providers.http.hooks.http import HttpAsyncHook
+
+    from birthday_pipeline.deliver.pacing import endpoint_key
+    from birthday_pipeline.edge.sending import endpoint_of
+
+    return endpoint_key(endpoint_of(HttpAsyncHook.get_connection("birthday_webhook")))
+
+
 def attempts_made(db) -> int:
     db.rollback()
     with db.cursor() as cursor:
@@ -107,8 +117,8 @@ def test_a_410_mid_batch_disables_the_endpoint_until_it_is_enabled_and_loses_not
     assert started_after_gone == 0
     assert received_after_gone < 200 and len(requests) <= SENT_BEFORE_GONE + 200
     [(key, conn_id, disabled, reason, _)] = endpoint_state(db)
-    assert (conn_id, disabled, reason) == ("birthday_webhook", True, "HTTP 410 Gone")
-    assert len(key) == 64 and webhook.url not in json.dumps(endpoint_state(db), default=str)
+    assert (key, conn_id, disabled, reason) == (webhook_endpoint_key(), "birthday_webhook", True, "HTTP 410 Gone")
+    assert webhook.url not in json.dumps(endpoint_state(db), default=str)
 
     # Later sweeps send it nothing, fail nothing, and the alert is said once, with the count waiting.
     assert sweep_dag.test(logical_date=now()).state == "success"
@@ -170,3 +180,52 @@ def test_an_endpoint_dead_through_a_30_hour_outage_costs_a_few_requests_and_lose
     assert set(waiting) <= {"scheduled", "failed"}
     assert (ledger.delivered, ledger.lost, ledger.duplicates) == (COHORT, 0, 0)
     assert endpoint_state(db)[0][2:] == (False, None, False)
+
+
+def test_an_endpoint_answering_5xx_opens_the_breaker_after_the_set_failures_and_a_2xx_closes_it(
+    db, webhook, sweep_dag, fast_retries, monkeypatch  # noqa: F811
+) -> None:
+    set_settings(monkeypatch, max_in_flight="2", breaker_failures="5", breaker_probe_seconds="3")
+    user_ids = due_cohort(db, now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1), size=50)
+    webhook.always(503)
+
+    started = time.monotonic()
+    sweep_dag.test(logical_date=now())
+    failed_run = len(webhook.requests)
+    # Two in flight at a time: the fifth 503 in a row stops the batch with at most one more request out. The task's
+    # three retries find the breaker open; each sends a probe if the last one is 3 s old.
+    assert 5 <= failed_run <= 6 + 3
+    assert set(statuses(db, user_ids)) == {"failed", "scheduled"}
+    assert endpoint_state(db)[0][4] is True
+
+    webhook.always(200)
+    time.sleep(3)
+    runs = sweep_until_settled(db, sweep_dag, user_ids)
+    ledger = ledger_of(db, webhook.requests, user_ids)
+    assert (ledger.delivered, ledger.lost, ledger.duplicates) == (50, 0, 0)
+    assert endpoint_state(db)[0][4] is False
+    record_case("endpoint answering 503, then 200", ledger, time.monotonic() - started,
+                f"{failed_run} requests in the run that opened the breaker (max_in_flight 2, breaker_failures 5); "
+                f"then {runs} sweep run(s)")
+
+
+def test_the_rows_waiting_for_a_disabled_endpoint_expire_at_the_late_window_and_nothing_is_sent(
+    db, webhook, sweep_dag, fast_retries  # noqa: F811
+) -> None:
+    current = now().replace(minute=0, second=0, microsecond=0)
+    recent = due_cohort(db, current - timedelta(hours=2), size=20, first_id=1)
+    old = due_cohort(db, current - timedelta(hours=47), size=20, first_id=1001)
+    with db.cursor() as cursor:  # planned before, and the endpoint answered 410 since
+        cursor.execute("INSERT INTO notifications (user_id, occasion_date, send_at)"
+                       " SELECT id, make_date(%s, extract(month FROM birthday)::int, extract(day FROM birthday)::int),"
+                       " %s FROM users WHERE id = ANY (%s)",
+                       ((current - timedelta(hours=47)).year, current - timedelta(hours=47), old))
+        cursor.execute("INSERT INTO webhook_endpoints (endpoint_sha256, conn_id, disabled_at, disabled_reason)"
+                       " VALUES (%s, 'birthday_webhook', now(), 'HTTP 410 Gone')", (webhook_endpoint_key(),))
+    db.commit()
+
+    # An hour later by the sweep's clock the old rows' instants are 48 hours old: expired, never failed.
+    assert sweep_dag.test(logical_date=now() + timedelta(hours=1, minutes=1)).state == "success"
+    assert webhook.requests == []
+    assert statuses(db, recent) == {"scheduled": 20}
+    assert statuses(db, old) == {"expired": 20}

@@ -120,6 +120,9 @@ def note_outcomes(conn: Any, endpoint: Endpoint, attempts: Sequence[Attempt]) ->
     if last_success < 0 and not failures and not gone:
         return  # only answers that say nothing of the endpoint's health (4xx, 429): nothing changes
     with conn.cursor() as cursor:
+        if not failures and not gone:  # a 2xx resets the count: no lock, no write, where there is none to reset
+            cursor.execute(load_sql("deliver/reset_failures"), {"endpoint_sha256": endpoint.key})
+            return
         cursor.execute(load_sql("deliver/note_outcomes"), {
             "endpoint_sha256": endpoint.key, "conn_id": endpoint.conn_id, "succeeded": last_success >= 0,
             "failures": failures, "gone": gone, "gone_reason": f"{failure_reason(GONE)} Gone",

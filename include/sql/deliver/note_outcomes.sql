@@ -3,9 +3,8 @@
 -- last 2xx (all of them if none succeeded); succeeded: whether any got a 2xx, which resets the count first;
 -- gone: whether any was answered 410 Gone, which disables the endpoint. The circuit breaker is open while the
 -- count is at least breaker_failures; each flush with a failure while it is open puts the next probe
--- probe_interval ahead. The row lock serialises concurrent flushes, so no failure is lost from the count. A
--- healthy endpoint's row (count 0, a 2xx and no failure in the flush, the same connection) is left as it is:
--- the flushes of a busy 9 AM write no new row version.
+-- probe_interval ahead. The row lock serialises concurrent flushes, so no failure is lost from the count. Used
+-- for flushes with a failure or a 410; one with 2xx answers only resets the count (deliver/reset_failures.sql).
 INSERT INTO webhook_endpoints AS e (endpoint_sha256, conn_id, disabled_at, disabled_reason, consecutive_failures,
                                     breaker_opened_at, next_probe_at)
 VALUES (
@@ -30,5 +29,3 @@ SET (consecutive_failures, breaker_opened_at, next_probe_at) = (
     disabled_at = coalesce(e.disabled_at, excluded.disabled_at),
     disabled_reason = CASE WHEN e.disabled_at IS NULL THEN excluded.disabled_reason ELSE e.disabled_reason END,
     updated_at = now()
-WHERE NOT (%(succeeded)s AND %(failures)s = 0 AND NOT %(gone)s AND e.consecutive_failures = 0
-           AND e.breaker_opened_at IS NULL AND e.conn_id IS NOT DISTINCT FROM excluded.conn_id)
