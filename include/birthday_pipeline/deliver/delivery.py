@@ -151,7 +151,9 @@ def deliver_claimed(conn: Any, claim: Claim, sender: Sender, admission: Admissio
                 asyncio.run(send_all(to_send, sender.open_client, settings, sender.secret, sender.clock, pacer,
                                      on_attempt, check, sender.conn_id, watch.stopped))
             if watch.stopped():  # every outcome is recorded: the rows still held were never posted
-                handed_back = own.run(lambda conn: hand_back_unsent(conn, claim.token), "handing back unsent rows")
+                unsent = [row.id for row in to_send]
+                handed_back = own.run(lambda conn: hand_back_unsent(conn, claim.token, unsent),
+                                      "handing back unsent rows")
                 _log_stopped(sender.conn_id, watch, handed_back)
         finally:
             end_lease_after_sending(own, claim.token)

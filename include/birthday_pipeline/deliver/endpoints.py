@@ -129,10 +129,11 @@ def note_outcomes(conn: Any, endpoint: Endpoint, attempts: Sequence[Attempt]) ->
             "breaker_failures": endpoint.breaker_failures, "probe_interval": endpoint.probe_interval})
 
 
-def hand_back_unsent(conn: Any, token: uuid.UUID) -> int:
-    """Hand the rows claim ``token`` still holds back as ``scheduled`` (in the open transaction); how many."""
+def hand_back_unsent(conn: Any, token: uuid.UUID, ids: list[int]) -> int:
+    """Hand the rows of ``ids`` that claim ``token`` still holds back as ``scheduled`` (in the open transaction);
+    how many."""
     with conn.cursor() as cursor:
-        cursor.execute(load_sql("deliver/hand_back_unsent"), {"claim_token": str(token)})
+        cursor.execute(load_sql("deliver/hand_back_unsent"), {"claim_token": str(token), "ids": ids})
         return cursor.rowcount
 
 
