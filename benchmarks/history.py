@@ -5,7 +5,7 @@ measured moment (one per user and occasion over the past 365 days), with a reali
 the user's id (so the same users give the same history on every machine) and its attempt rows:
 
 - 99.1 % ``sent`` after one attempt answered 200 (0.15 to 0.9 s late);
-- 0.4 % refused by the webhook (one attempt, HTTP 410) and 0.3 % unreachable (three timed-out attempts):
+- 0.4 % refused by the webhook (one attempt, HTTP 400) and 0.3 % unreachable (three timed-out attempts):
   ``failed`` while inside the late window, ``expired`` after it, as the sweep leaves them;
 - 0.2 % ``cancelled`` (the birthday changed after planning), no attempt;
 - every user with an unknown zone ``invalid``, with planning's reason and no instant.
@@ -159,11 +159,11 @@ class HistoryGenerator:
 
     def _undelivered(self, notification_id: int, refused: bool, occasion: Occasion, attempts: list[str],
                      webhook_id: str, created: str) -> str:
-        """Refused (one 410) or unreachable (three timeouts): failed in the late window, expired after it."""
+        """Refused (one 400) or unreachable (three timeouts): failed in the late window, expired after it."""
         assert occasion.send_at is not None
         first = occasion.send_at + LATENESS_STEPS[0] - RECEIVER_LATENCY
         tries = 1 if refused else 3
-        status, error = ("410", "HTTP 410") if refused else (NULL, "timeout")
+        status, error = ("400", "HTTP 400") if refused else (NULL, "timeout")
         for number in range(tries):
             at = first + RETRY_GAPS[number]
             attempts.append(self._attempt(notification_id, number + 1, at.isoformat(),

@@ -135,7 +135,8 @@ def db(app_database_url: str) -> Iterator[Any]:
 
     conn = psycopg2.connect(app_database_url)
     with conn.cursor() as cursor:
-        cursor.execute("TRUNCATE users, notifications, claim_leases, send_pacing RESTART IDENTITY CASCADE")
+        cursor.execute("TRUNCATE users, notifications, claim_leases, send_pacing, webhook_endpoints"
+                       " RESTART IDENTITY CASCADE")
     conn.commit()
     try:
         yield conn

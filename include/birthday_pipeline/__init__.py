@@ -12,7 +12,8 @@ The package, in the order a notification goes through it::
     schema/    the migration files (files), their runner (runner), where a database stands (status), the check
                every DAG starts with (check) and the command line (cli, ``python -m birthday_pipeline.schema``)
     plan/      who is due in a window (planning), the late window the sweep re-plans and expires (sweep)
-    deliver/   claim under a lease, re-check, render and sign, send paced and fanned out, record every attempt
+    deliver/   claim under a lease, re-check, render and sign, send paced and fanned out, record every attempt,
+               keep each endpoint's state (endpoints: disabled after a 410, the circuit breaker)
     operate/   window reports, alerts, metrics, the Prometheus text, retention and the manual resend
     edge/      where Airflow meets the package: Variables, connections, the running task instance, the webhook
                and alert clients, the cluster policy, and one module of task bodies per DAG

@@ -10,6 +10,7 @@ SWEEP_DAG = "birthday_sweep"
 RESEND_DAG = "birthday_resend"
 RETENTION_DAG = "birthday_retention"
 MIGRATE_DAG = "birthday_migrate"
+ENDPOINT_DAG = "birthday_endpoint"
 
 # Task and group ids other code depends on: the sending tasks (the cluster policy, the benchmarks' history).
 RELEASE_GROUP = "release"  # the hourly DAG's mapped group: wait for the instant, then send_batch

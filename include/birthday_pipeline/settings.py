@@ -272,6 +272,8 @@ class Settings(BaseModel):
     lease_seconds: PositiveInt = 600
     max_requests_per_second: NonNegativeInt = 0
     retry_after_floor_seconds: NonNegativeInt = 5
+    breaker_failures: PositiveInt = 20
+    breaker_probe_seconds: PositiveInt = 60
     late_alert_minutes: NonNegativeInt = 15
     users_relation: UsersRelation = Relation(("users",))
     retention_days: RetentionDays = 400

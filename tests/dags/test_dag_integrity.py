@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED_DAG_IDS = {"birthday_migrate", "birthday_notifications", "birthday_resend", "birthday_retention",
-                    "birthday_sweep"}
+EXPECTED_DAG_IDS = {"birthday_endpoint", "birthday_migrate", "birthday_notifications", "birthday_resend",
+                    "birthday_retention", "birthday_sweep"}
 DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
 
 

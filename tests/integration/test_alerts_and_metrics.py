@@ -3,7 +3,7 @@ real webhook receiver, a real HTTP server behind connection ``birthday_alerts`` 
 behind Airflow's ``[metrics]`` settings.
 
 One story, run once for the module: an hourly run delivers a small cohort in three mapped batches, one
-message refused (HTTP 410) and one user with an unknown zone; an outage left one row unsent four hours ago
+message refused (HTTP 400) and one user with an unknown zone; an outage left one row unsent four hours ago
 and a send task hangs on another row due two hours ago. Then the sweep expires the old row and finds the
 hung one late; the hung task's lease runs out and the next sweep delivers it; the next hourly runs end
 clean, the first without the alerts connection.
@@ -111,7 +111,7 @@ def tell_the_story(db: Any, alerts: WebhookReceiver, webhook: WebhookReceiver, s
         cursor.execute("INSERT INTO claim_leases (claim_token, expires_at) VALUES (%s, now() + interval '1 hour')",
                        (hung_claim,))
     db.commit()
-    webhook.answer_with(lambda request: Answer(410 if request.json["user_id"] == REFUSED_USER else 200))
+    webhook.answer_with(lambda request: Answer(400 if request.json["user_id"] == REFUSED_USER else 200))
 
     bag = DagBag()
     hourly, sweep = bag.get_dag("birthday_notifications"), bag.get_dag("birthday_sweep")
@@ -191,7 +191,7 @@ def test_the_hourly_alert_counts_the_failed_and_invalid_rows_once_for_all_its_ma
     hourly = story.alerts[0]
     refused, invalid = story.notification_id(REFUSED_USER), story.notification_id(INVALID_USER)
     assert (hourly["counts"], hourly["failures"], hourly["first_ids"], hourly["total"]) == (
-        {"birthday": {"failed": 1, "invalid": 1}}, {"refused (HTTP 410)": 1}, sorted([refused, invalid]), 2)
+        {"birthday": {"failed": 1, "invalid": 1}}, {"refused (HTTP 400)": 1}, sorted([refused, invalid]), 2)
     path = urllib.parse.urlsplit(hourly["run_url"]).path.split("/")
     assert path[-4:-1] == ["dags", "birthday_notifications", "runs"]
     assert urllib.parse.unquote(path[-1]) == story.runs["hourly"].run_id

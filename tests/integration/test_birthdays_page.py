@@ -92,7 +92,7 @@ def produce_demo_day(db: Any, receiver: WebhookReceiver) -> DemoDay:
         User(EXPIRED_USER, day.replace(year=1990), "Etc/GMT-3", "Ada", "Lovelace"),
         User(OPTED_OUT_USER, day.replace(year=1990), "UTC", "Ada", "Lovelace"),
     ])
-    receiver.answer_with(lambda request: Answer(410 if request.json["user_id"] == REFUSED_USER else 200))
+    receiver.answer_with(lambda request: Answer(400 if request.json["user_id"] == REFUSED_USER else 200))
     bag = DagBag()
     hourly, sweep = bag.get_dag("birthday_notifications"), bag.get_dag("birthday_sweep")
     for due in (instant - timedelta(hours=3), instant):
@@ -254,7 +254,7 @@ def test_the_day_api_shows_counts_lateness_per_hour_and_the_problems_with_their_
     assert (problems[OPTED_OUT_USER]["status"], problems[OPTED_OUT_USER]["reason"]) == ("cancelled", OPTED_OUT_REASON)
     refused = problems[REFUSED_USER]
     assert (refused["status"], refused["reason"], refused["attempts"], refused["last_error"]) == (
-        "failed", "refused by the webhook; not retried", 1, "HTTP 410")
+        "failed", "refused by the webhook; not retried", 1, "HTTP 400")
     # The link names the task instance that made the attempt, under the base URL; its log exists in Airflow.
     path = urllib.parse.urlsplit(refused["task_log"])
     _, base, _, dag_id, _, run_id, _, task_id, _, map_index = path.path.split("/")
@@ -498,7 +498,7 @@ def test_the_page_in_the_airflow_ui_shows_the_real_rows_in_both_themes(demo_day,
         assert seen["titles"] == [f"send instant (local time, {demo.zone})", "lateness (s)",
                                   f"hour of sending (local time, {demo.zone})", "sends per hour"]
         assert sorted(int(cells[0]) for cells in seen["problems"]) == expected["problems"]
-        assert any(cells[7] == "HTTP 410" and cells[5] == "refused by the webhook; not retried"
+        assert any(cells[7] == "HTTP 400" and cells[5] == "refused by the webhook; not retried"
                    for cells in seen["problems"])
         (link,) = seen["logLinks"]
         assert urllib.parse.urlsplit(link).path.startswith(f"{BASE_PATH}/dags/birthday_notifications/runs/")

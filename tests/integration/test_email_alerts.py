@@ -51,7 +51,7 @@ def test_a_refused_message_is_reported_by_one_email_without_personal_data(db, we
     instant = (datetime.now(UTC) - timedelta(seconds=20)).replace(microsecond=0)
     set_settings(monkeypatch, send_local_time=instant.strftime("%H:%M:%S"))
     insert_users(db, [User(1, instant.date().replace(year=1990), "UTC", "Grace", "Hopper")])
-    webhook.always(410)
+    webhook.always(400)
 
     run = DagBag().get_dag("birthday_notifications").test(
         logical_date=instant.replace(minute=0, second=0) - timedelta(hours=1))
@@ -63,6 +63,6 @@ def test_a_refused_message_is_reported_by_one_email_without_personal_data(db, we
                                   " 1 notification that will not be delivered")
     body = "".join(part.get_payload(decode=True).decode() for part in message.walk()
                    if part.get_content_type() == "text/html")
-    assert "birthday: failed 1" in body and "refused (HTTP 410): 1" in body
+    assert "birthday: failed 1" in body and "refused (HTTP 400): 1" in body
     for personal in ("Grace", "Hopper", "1990"):
         assert personal not in body and personal not in message["Subject"]

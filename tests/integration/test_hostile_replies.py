@@ -53,7 +53,7 @@ ANSWERS = st.builds(
 @given(answers=st.lists(ANSWERS, min_size=1, max_size=2 * ROWS))
 def test_every_answer_is_recorded_and_every_2xx_delivered_once(db, receiver, app_database_url, answers) -> None:
     with db.cursor() as cursor:
-        cursor.execute("TRUNCATE users, notifications RESTART IDENTITY CASCADE")
+        cursor.execute("TRUNCATE users, notifications, webhook_endpoints RESTART IDENTITY CASCADE")
     db.commit()
     instant = insert_due_utc_users(db, ROWS)
     receiver.clear()
@@ -80,6 +80,9 @@ def test_every_answer_is_recorded_and_every_2xx_delivered_once(db, receiver, app
         recorded = cursor.fetchall()
         cursor.execute("SELECT webhook_id::text, status, last_error FROM notifications")
         rows = {webhook_id: (status, last_error) for webhook_id, status, last_error in cursor.fetchall()}
+        cursor.execute("SELECT bool_or(disabled_at IS NOT NULL), bool_or(breaker_opened_at IS NOT NULL)"
+                       " FROM webhook_endpoints")
+        disabled, breaker_open = cursor.fetchone()
     # Every request the receiver answered is an attempt row with the status it answered, in the same order
     # per notification; nothing else is.
     assert sorted(recorded) == sorted((request.headers["webhook-id"], request.status,
@@ -90,9 +93,12 @@ def test_every_answer_is_recorded_and_every_2xx_delivered_once(db, receiver, app
     assert {rows[webhook_id] for webhook_id in redirected} <= {
         ("failed", f"HTTP {status}: redirect to another URL is not followed") for status in (301, 302)}
     assert {request.path for request in requests} == {"/"}
-    # Each row is sent exactly when the receiver accepted it, and failed otherwise: none is left in flight.
+    # Each row is sent exactly when the receiver accepted it, and failed otherwise: none is left in flight. A 410
+    # disables the endpoint, and a run of failures opens its breaker: then the rows not delivered wait, scheduled.
     assert {webhook_id for webhook_id, (status, _) in rows.items() if status == "sent"} == set(accepted)
-    assert {status for status, _ in rows.values()} <= {"sent", "failed"}
+    assert bool(disabled) == any(request.status == 410 for request in requests)
+    assert {status for status, _ in rows.values()} <= (
+        {"sent", "failed", "scheduled"} if disabled or breaker_open else {"sent", "failed"})
     assert errors == [], "no answer, however hostile, makes a batch fail"
 
 

@@ -117,7 +117,7 @@ def test_invalid_future_and_unknown_rows_are_refused_even_with_force(db, webhook
 
 
 def test_a_refused_resend_fails_the_run_after_recording_the_attempt(db, webhook, resend_dag, rows) -> None:
-    webhook.always(410)
+    webhook.always(400)
 
     run = resend_dag.test(run_conf=conf(user_ids=[2], dry_run=False))
 

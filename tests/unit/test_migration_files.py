@@ -33,6 +33,7 @@ CHECKSUMS_0_3_0 = {
     "0031_notifications_problems_index.sql": "9f6952c806b1d6e6c45bf09a42516a6f0e718f84f2a0c8855b2801066d587cf0",
     "0033_notifications_sent_at_index.sql": "3e75031eda61281d444d3b25c051591f6a7405d33259745130e81224ae856e6a",
     "0034_notifications_invalid_date_index.sql": "c1fe00208af547112404501f9546477766688fc3e9efa59ebcef3ee25c65ea53",
+    "0035_webhook_endpoints.sql": "d2d2c074a2c23b544158d422f71e63d241722b321aa1d1d0b87bef527fd35f99",
 }
 
 

@@ -86,8 +86,9 @@ def test_settings_round_trip_through_birthday_settings() -> None:
         send_local_time=time(8, 30, 15), feb29_rule=Feb29Rule.MAR1, default_timezone="Asia/Kathmandu",
         batch_size=7, max_lateness_hours=12, release_lead_seconds=3, max_in_flight=9, request_timeout_seconds=4,
         max_attempts=2, sweep_grace_seconds=1, lease_seconds=60, max_requests_per_second=250,
-        retry_after_floor_seconds=2, late_alert_minutes=45, users_relation=Relation(("My App", "birthday_users")),
-        retention_days=730, attempt_retention_days=30, payload={"custom": {"say": "{message}", "n": [1, None]}},
+        retry_after_floor_seconds=2, breaker_failures=3, breaker_probe_seconds=30, late_alert_minutes=45,
+        users_relation=Relation(("My App", "birthday_users")), retention_days=730, attempt_retention_days=30,
+        payload={"custom": {"say": "{message}", "n": [1, None]}},
         occasions={"name_day": {"date_column": "name_day", "message": "Happy name day, {first_name}",
                                 "messages": {"pt-BR": "Feliz dia do nome, {first_name}"}, "payload": "slack"},
                    "work_anniversary": None},
@@ -98,9 +99,9 @@ def test_settings_round_trip_through_birthday_settings() -> None:
     assert set(Settings().as_json()) == {
         "send_local_time", "feb29_rule", "default_timezone", "batch_size", "max_lateness_hours",
         "release_lead_seconds", "max_in_flight", "request_timeout_seconds", "max_attempts", "sweep_grace_seconds",
-        "lease_seconds", "max_requests_per_second", "retry_after_floor_seconds", "late_alert_minutes",
-        "users_relation", "retention_days", "attempt_retention_days", "occasions", "payload", "locale_column",
-        "opt_out_column",
+        "lease_seconds", "max_requests_per_second", "retry_after_floor_seconds", "breaker_failures",
+        "breaker_probe_seconds", "late_alert_minutes", "users_relation", "retention_days", "attempt_retention_days",
+        "occasions", "payload", "locale_column", "opt_out_column",
     }
 
 

@@ -102,14 +102,15 @@ def open_lease(conn: Any, token: uuid.UUID, lease_seconds: int, task: TaskRef | 
 
 
 def claim_batch(conn: Any, batch: ReleaseBatch, settings: Settings, now: datetime, grace: timedelta,
-                task: TaskRef | None) -> Claim:
+                task: TaskRef | None, limit: int | None = None) -> Claim:
     """Claim the rows of ``batch`` due at ``now`` under a new token and lease, in the open transaction.
 
     A scheduled row is claimed only once its instant is ``grace`` old: the sweep leaves healthy hourly releases
-    a head start. The caller commits, after handing back what the re-check rejects.
+    a head start. At most ``limit`` rows are taken (None: all). The caller commits, after handing back what the
+    re-check rejects.
     """
     parameters = {**due_parameters(settings, now, grace), "first_id": batch.first_id, "last_id": batch.last_id,
-                  "send_at": batch.send_at}
+                  "send_at": batch.send_at, "claim_limit": limit}
     return claim_rows(conn, "deliver/claim", parameters, settings, task)
 
 

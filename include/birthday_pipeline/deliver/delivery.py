@@ -1,11 +1,16 @@
 """Deliver one batch: the steps of a send task, in order, each the job of its own module.
 
-1. ``claims``: wait for the batch's instant, claim its due rows under a new token and lease, re-check each
-   against its user and hand back (re-planned, invalid, cancelled) those not due as planned;
+1. ``claims``: wait for the batch's instant; ask ``endpoints`` whether the endpoint may be sent to (every row;
+   one, the probe of an open circuit breaker; or none, disabled or breaker open); claim that many due rows under
+   a new token and lease, re-check each against its user and hand back (re-planned, invalid, cancelled) those
+   not due as planned;
 2. ``lease``: keep the claim alive, a heartbeat on the database clock, for as long as the batch is out;
 3. ``fanout``: POST the rows (never before their instant, paced by ``pacing`` where a rate is set);
-4. ``recording``: write each outcome down while the batch is out, at most about half a second behind.
+4. ``recording``: write each outcome down while the batch is out, at most about half a second behind, and fold
+   it into the endpoint's shared state.
 
+A 410 Gone, or the circuit breaker's count of failures reached, stops the batch: no new request starts, the
+requests in flight finish and are recorded, and the rows never posted are handed back ``scheduled`` to wait.
 Whatever raises on the way, the outcomes known by then are recorded before the error leaves, and the lease
 ends, so rows never sent are free for the next claim (a retry, the sweep) at once.
 """
@@ -22,6 +27,7 @@ from typing import Any
 
 from birthday_pipeline.db.connections import ReopeningConnection
 from birthday_pipeline.deliver.claims import Claim, Release, TaskRef, claim_batch, recheck, release
+from birthday_pipeline.deliver.endpoints import Admission, Endpoint, Watch, admit, hand_back_unsent
 from birthday_pipeline.deliver.fanout import Attempt, Clock, OpenClient, send_all, utc_now
 from birthday_pipeline.deliver.lease import LeaseHeartbeat, end_lease, end_lease_after_sending
 from birthday_pipeline.deliver.pacing import SendPacer, waits_until
@@ -56,6 +62,10 @@ class Sender:
     clock: Clock = utc_now
     task: TaskRef | None = None
 
+    def endpoint_state(self) -> Endpoint:
+        """The endpoint as its shared state (disabled, circuit breaker) names it."""
+        return Endpoint.of(self.endpoint, self.conn_id, self.settings)
+
 
 @dataclasses.dataclass(frozen=True)
 class DeliverySummary:
@@ -69,6 +79,13 @@ class DeliverySummary:
     lateness_seconds: list[float]  # for each 2xx: sent_at - send_at
     requests: int  # HTTP requests made
     seconds: float  # from the first request to the last answer
+    gone: list[int] = dataclasses.field(default_factory=list)  # rows answered 410 Gone: waiting, not failed
+    handed_back: int = 0  # claimed rows never posted (the endpoint is gone or its breaker opened): waiting
+
+    @property
+    def waiting(self) -> int:
+        """Rows of this batch left waiting for the endpoint."""
+        return len(self.gone) + self.handed_back
 
 
 class RetryableDeliveryError(RuntimeError):
@@ -84,17 +101,27 @@ def deliver_batch(conn: Any, batch: ReleaseBatch, sender: Sender, grace: timedel
     if batch.send_at is not None:
         for wait in waits_until(batch.send_at, sender.clock):
             time.sleep(wait)
-    claim = claim_batch(conn, batch, sender.settings, sender.clock(), grace, sender.task)
-    return deliver_claimed(conn, claim, sender)
+    admission = admit(conn, sender.endpoint_state())
+    if admission.refused:
+        log.warning("Endpoint of connection %s: %s", sender.conn_id, admission.refused)
+    if admission.rows == 0:
+        return _Tally().summary(claimed=0, skipped=0)
+    claim = claim_batch(conn, batch, sender.settings, sender.clock(), grace, sender.task, limit=admission.rows)
+    return deliver_claimed(conn, claim, sender, admission)
 
 
-def deliver_claimed(conn: Any, claim: Claim, sender: Sender, honour_opt_out: bool = True) -> DeliverySummary:
+def deliver_claimed(conn: Any, claim: Claim, sender: Sender, admission: Admission | None = None,
+                    honour_opt_out: bool = True) -> DeliverySummary:
     """Re-check, send and record rows claimed (in the open transaction of ``conn``) under ``claim``.
 
-    The second half of ``deliver_batch``, shared with the resend DAG, which claims its rows its own way (and,
-    forced, sends to an opted-out user: ``honour_opt_out`` off).
+    The second half of ``deliver_batch``, shared with the resend DAG, which claims its rows its own way, sends them
+    whatever the endpoint's state (an operator asked for them; ``admission`` None) and, forced, to an opted-out
+    user (``honour_opt_out`` off).
     """
     settings = sender.settings
+    endpoint = sender.endpoint_state()
+    admission = admission or Admission(None, 0)
+    watch = Watch(endpoint, admission)
     to_send, to_release = recheck(claim.rows, settings, honour_opt_out)
     release(conn, claim.token, to_release)
     if not to_send:
@@ -103,18 +130,20 @@ def deliver_claimed(conn: Any, claim: Claim, sender: Sender, honour_opt_out: boo
     _log_released(to_release)
 
     tally = _Tally()
+    handed_back = 0
     if to_send:
         # This task's own connection, idle while the batch is out: the pacer reserves its slots on it, and the
         # lease is ended on it once every outcome is recorded.
         own = ReopeningConnection(sender.connect, conn=conn)
         try:
             with (LeaseHeartbeat(sender.connect, claim.token, settings.lease_seconds, claim.lease_opened_at) as lease,
-                  Recorder(sender.connect, claim.token, sender.task) as recorder):
+                  Recorder(sender.connect, claim.token, sender.task, endpoint, admission.probe) as recorder):
                 pacer = SendPacer(own, sender.endpoint, settings.max_requests_per_second, len(to_send),
                                   sender.clock) if settings.max_requests_per_second else None
 
                 def on_attempt(attempt: Attempt) -> None:
                     tally.add(attempt)
+                    watch.observe(attempt)
                     recorder.add(attempt)
 
                 def check() -> None:
@@ -122,11 +151,16 @@ def deliver_claimed(conn: Any, claim: Claim, sender: Sender, honour_opt_out: boo
                     recorder.check()
 
                 asyncio.run(send_all(to_send, sender.open_client, settings, sender.secret, sender.clock, pacer,
-                                     on_attempt, check, sender.conn_id))
+                                     on_attempt, check, sender.conn_id, watch.stopped))
+            if watch.stopped():  # every outcome is recorded: the rows still held were never posted
+                unsent = [row.id for row in to_send]
+                handed_back = own.run(lambda conn: hand_back_unsent(conn, claim.token, unsent),
+                                      "handing back unsent rows")
+                _log_stopped(sender.conn_id, watch, handed_back)
         finally:
             end_lease_after_sending(own, claim.token)
             own.close()
-    return tally.summary(claimed=len(claim.rows), skipped=len(to_release))
+    return tally.summary(claimed=len(claim.rows), skipped=len(to_release), handed_back=handed_back)
 
 
 class _Tally:
@@ -138,6 +172,7 @@ class _Tally:
         self.lateness_seconds: list[float] = []
         self.retryable_failures: list[tuple[int, str]] = []
         self.permanent_failures: list[tuple[int, str]] = []
+        self.gone: list[int] = []
         self.first_started: float | None = None
         self.last_finished: float | None = None
 
@@ -148,6 +183,8 @@ class _Tally:
         if attempt.error is None:
             counts["sent"] += 1
             self.lateness_seconds.append((attempt.finished_at - row.send_at).total_seconds())
+        elif attempt.row_status == Status.SCHEDULED:
+            self.gone.append(row.id)
         else:
             counts["failed"] += 1
             failures = self.retryable_failures if attempt.retryable else self.permanent_failures
@@ -156,11 +193,11 @@ class _Tally:
         self.first_started = started if self.first_started is None else min(self.first_started, started)
         self.last_finished = finished if self.last_finished is None else max(self.last_finished, finished)
 
-    def summary(self, claimed: int, skipped: int) -> DeliverySummary:
+    def summary(self, claimed: int, skipped: int, handed_back: int = 0) -> DeliverySummary:
         failed = len(self.retryable_failures) + len(self.permanent_failures)
         return DeliverySummary(
             claimed=claimed,
-            sent=self.requests - failed,
+            sent=self.requests - failed - len(self.gone),
             failed=failed,
             skipped=skipped,
             retryable_failures=self.retryable_failures,
@@ -169,7 +206,16 @@ class _Tally:
             lateness_seconds=self.lateness_seconds,
             requests=self.requests,
             seconds=(self.last_finished - self.first_started) if self.requests else 0.0,
+            gone=self.gone,
+            handed_back=handed_back,
         )
+
+
+def _log_stopped(conn_id: str | None, watch: Watch, handed_back: int) -> None:
+    why = "it answered 410 Gone: disabled" if watch.gone else (
+        f"{watch.failures} requests in a row got no answer or a 5xx: circuit breaker open")
+    log.warning("Stopped sending to the endpoint of connection %s (%s); %d claimed notifications not sent, "
+                "handed back to wait for it", conn_id, why, handed_back)
 
 
 def _log_released(to_release: list[Release]) -> None:

@@ -23,7 +23,8 @@ from birthday_pipeline.deliver.pacing import SendPacer, sleep_until
 from birthday_pipeline.deliver.redaction import describe_failure
 from birthday_pipeline.deliver.messages import Renderer
 from birthday_pipeline.settings import Settings
-from birthday_pipeline.deliver.webhooks import (failure_reason, is_retryable, is_success, request_headers,
+from birthday_pipeline.status import Status
+from birthday_pipeline.deliver.webhooks import (failure_reason, is_gone, is_retryable, is_success, request_headers,
                                                 retry_after_delay)
 
 TOO_MANY_REQUESTS = 429
@@ -59,6 +60,14 @@ class Attempt:
     latency_ms: float
     retry_at: datetime | None  # when a retryable failure may be tried again
 
+    @property
+    def row_status(self) -> Status:
+        """What the notification becomes: ``sent``; ``scheduled`` again after a 410 Gone (it waits for its
+        endpoint to be enabled again: the endpoint is gone, not the message wrong); otherwise ``failed``."""
+        if self.error is None:
+            return Status.SENT
+        return Status.SCHEDULED if is_gone(self.http_status) else Status.FAILED
+
 
 class _Stopped(Exception):
     """This worker is not to start another request: another one failed."""
@@ -74,10 +83,13 @@ async def send_all(
     on_attempt: Callable[[Attempt], None],
     check: Callable[[], None],
     conn_id: str | None = None,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> None:
     """POST ``rows`` in order; every outcome goes to ``on_attempt``; raise the first error after the rest settle.
 
     ``conn_id`` is the connection the client posts to: a request that gets no answer is recorded naming it.
+    Once ``stopped()`` says so (the endpoint is gone, or its circuit breaker opened), no new request starts:
+    the rows not sent are the caller's to hand back, and nothing is raised for them.
     """
     # A fixed pool of max_in_flight workers pulls rows in order: memory follows the pool, not the batch, where
     # one waiting coroutine per row would hold a frame for every row of a large batch at once.
@@ -86,7 +98,7 @@ async def send_all(
     renderer = Renderer(settings)
 
     def may_start() -> None:
-        if errors:
+        if errors or stopped():
             raise _Stopped
         check()
 

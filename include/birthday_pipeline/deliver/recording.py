@@ -1,9 +1,11 @@
 """Recording: write a batch's outcomes down while it sends, at most about half a second behind.
 
-Every attempt becomes a row of ``notification_attempts`` and moves its notification to ``sent`` or ``failed``
-(deliver/record_attempts.sql). A thread with a connection of its own flushes what has come in every
-``FLUSH_SECONDS``, or as soon as ``FLUSH_ROWS`` outcomes wait, in one statement per flush that joins the
-outcomes to their rows by primary key and is guarded by the claim token. So a task killed mid-batch leaves
+Every attempt becomes a row of ``notification_attempts`` and moves its notification to ``sent``, ``failed`` or,
+answered 410 Gone, back to ``scheduled`` (deliver/record_attempts.sql); the same flush folds the outcomes it
+recorded into the endpoint's shared state (``endpoints.note_outcomes``: disabled, circuit breaker). A thread
+with a connection of its own flushes what has come in every ``FLUSH_SECONDS``, or as soon as ``FLUSH_ROWS``
+outcomes wait, in one statement per flush (and one for the endpoint) that joins the outcomes to their rows by
+primary key and is guarded by the claim token. So a task killed mid-batch leaves
 unrecorded only the requests it had in flight and the last half second's answers: those, and only those,
 are sent again (under the same webhook-ids) once its lease has run out.
 
@@ -22,9 +24,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from birthday_pipeline.db.connections import ReopeningConnection
+from birthday_pipeline.db.connections import ReopeningConnection, dict_cursor
 from birthday_pipeline.db.statements import load_sql
 from birthday_pipeline.deliver.claims import TaskRef, task_fields
+from birthday_pipeline.deliver.endpoints import Endpoint, note_outcomes
 from birthday_pipeline.deliver.fanout import Attempt
 
 log = logging.getLogger(__name__)
@@ -41,12 +44,17 @@ class Recorder:
     """Writes the outcomes handed to ``add`` in the background; use as a context manager around the sending.
 
     Leaving the block writes down everything added so far before it returns (or raises ``RecordingError``).
+    ``endpoint`` is where the attempts went (None: its state is not kept); a ``probe``'s failed attempt does
+    not count towards its row's ``max_attempts``.
     """
 
-    def __init__(self, connect: Callable[[], Any], token: uuid.UUID, task: TaskRef | None) -> None:
+    def __init__(self, connect: Callable[[], Any], token: uuid.UUID, task: TaskRef | None,
+                 endpoint: Endpoint | None = None, probe: bool = False) -> None:
         self._database = ReopeningConnection(connect)
         self._token = str(token)
         self._task_fields = task_fields(task)
+        self._endpoint = endpoint
+        self._probe = probe
         self._lock = threading.Lock()
         self._pending: list[Attempt] = []
         self._wake = threading.Event()
@@ -110,7 +118,7 @@ class Recorder:
                 return
 
     def _write(self, conn: Any, attempts: list[Attempt]) -> None:
-        with conn.cursor() as cursor:
+        with dict_cursor(conn) as cursor:
             cursor.execute(load_sql("deliver/record_attempts"), {
                 **self._task_fields,
                 "ids": [attempt.row.id for attempt in attempts],
@@ -121,5 +129,11 @@ class Recorder:
                 "errors": [attempt.error for attempt in attempts],
                 "latencies_ms": [attempt.latency_ms for attempt in attempts],
                 "retry_afters": [attempt.retry_at for attempt in attempts],
+                "statuses": [attempt.row_status.value for attempt in attempts],
+                "counted": [not self._probe or attempt.error is None for attempt in attempts],
                 "claim_token": self._token,
             })
+            moved = {row["id"] for row in cursor.fetchall()}
+        if self._endpoint is not None:
+            # Only what this flush recorded: a flush done again after a lost connection counts nothing twice.
+            note_outcomes(conn, self._endpoint, [attempt for attempt in attempts if attempt.row.id in moved])

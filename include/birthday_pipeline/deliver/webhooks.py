@@ -65,6 +65,21 @@ def is_retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
 
+GONE = 410
+
+
+def is_gone(status: int | None) -> bool:
+    """A ``410 Gone``: the Standard Webhooks spec's "the endpoint was removed, stop sending". It disables the
+    endpoint (``deliver.endpoints``); the row waits for it to be enabled again rather than failing."""
+    return status == GONE
+
+
+def is_endpoint_failure(status: int | None) -> bool:
+    """Whether an outcome counts against the endpoint's circuit breaker: no answer at all (``None``: a
+    connection error, a timeout) or a 5xx. Any other answer is the endpoint speaking about the request."""
+    return status is None or status >= 500
+
+
 def failure_reason(status: int) -> str:
     """What a non-2xx answer is recorded as: ``HTTP <status>``, with why a redirect is a failure.
 

@@ -53,5 +53,5 @@ def resend(params: dict[str, Any], requested_at: datetime, db_conn_id: str, webh
         )
     if delivery is not None:
         metrics.record_delivery(delivery)
-        raise_on_failures(delivery)
+        raise_on_failures(delivery, webhook_conn_id)
     return outcome

@@ -15,6 +15,7 @@ from birthday_pipeline.deliver.webhooks import InvalidSecretError, signing_key
 from birthday_pipeline.edge.connections import database_connector
 from birthday_pipeline.edge.variables import read_settings
 from birthday_pipeline.edge.webhook_client import webhook_client
+from birthday_pipeline.ids import ENDPOINT_DAG
 from birthday_pipeline.operate import metrics
 from birthday_pipeline.plan.planning import ReleaseBatch
 from birthday_pipeline.settings import Settings
@@ -51,8 +52,9 @@ def send_batch(batch_json: dict[str, Any], db_conn_id: str, webhook_conn_id: str
         summary = deliver_batch(conn, batch, send_with, grace)
     log_summary(batch, summary)
     metrics.record_delivery(summary)
-    raise_on_failures(summary)
-    return {"claimed": summary.claimed, "sent": summary.sent, "failed": summary.failed, "skipped": summary.skipped}
+    raise_on_failures(summary, webhook_conn_id)
+    return {"claimed": summary.claimed, "sent": summary.sent, "failed": summary.failed, "skipped": summary.skipped,
+            "waiting": summary.waiting}
 
 
 def sender(connect: Callable[[], Any], webhook_conn_id: str, settings: Settings,
@@ -72,20 +74,33 @@ def sender(connect: Callable[[], Any], webhook_conn_id: str, settings: Settings,
                 "Set it to 'whsec_' followed by the base64 key (Standard Webhooks), or leave it empty to send "
                 "unsigned."
             ) from None
-    endpoint = f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
     return Sender(connect=connect, open_client=lambda: webhook_client(webhook_conn_id, settings),
-                  settings=settings, secret=secret, endpoint=endpoint, conn_id=webhook_conn_id, task=task_ref(ti))
+                  settings=settings, secret=secret, endpoint=endpoint_of(connection), conn_id=webhook_conn_id,
+                  task=task_ref(ti))
 
 
-def raise_on_failures(summary: DeliverySummary) -> None:
+def endpoint_of(connection: Any) -> str:
+    """The endpoint an HTTP connection posts to, as ``send_pacing`` and ``webhook_endpoints`` hash it."""
+    return f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
+
+
+def raise_on_failures(summary: DeliverySummary, conn_id: str) -> None:
+    """Fail the task for what went wrong, after recording: the endpoint gone (no retries: only enabling it again
+    helps), retryable failures (Airflow retries), or rows refused for good."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if summary.gone:
+        raise AirflowFailException(
+            f"The endpoint of connection {conn_id!r} answered 410 Gone: it is disabled, and nothing is sent to it "
+            f"until it is enabled again (DAG {ENDPOINT_DAG}, or point the connection at a new URL); "
+            f"{summary.waiting} notifications of this batch wait for it, none failed"
+        )
     if summary.retryable_failures:
         raise RetryableDeliveryError(
             f"{len(summary.retryable_failures)} of {summary.claimed} notifications failed and will be retried: "
             f"ids {[notification_id for notification_id, _ in summary.retryable_failures]}"
         )
     if summary.permanent_failures:
-        from airflow.sdk.exceptions import AirflowFailException
-
         raise AirflowFailException(
             f"{len(summary.permanent_failures)} of {summary.claimed} notifications were refused by the webhook "
             f"and will not be retried: ids {[notification_id for notification_id, _ in summary.permanent_failures]}"
@@ -98,7 +113,7 @@ def log_summary(batch: ReleaseBatch, summary: DeliverySummary) -> None:
     for notification_id, error in summary.permanent_failures:
         log.error("Notification %d failed permanently: %s", notification_id, error)
     log.info(
-        "Batch ids %d-%d at %s: claimed %d, sent %d, failed %d, skipped %d",
+        "Batch ids %d-%d at %s: claimed %d, sent %d, failed %d, skipped %d, waiting for the endpoint %d",
         batch.first_id, batch.last_id, batch.send_at.isoformat() if batch.send_at else "any due instant",
-        summary.claimed, summary.sent, summary.failed, summary.skipped,
+        summary.claimed, summary.sent, summary.failed, summary.skipped, summary.waiting,
     )

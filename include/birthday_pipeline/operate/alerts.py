@@ -10,7 +10,9 @@ mapped task):
 - **recovered**: the first run of a DAG that ends clean (no failed task, no new problem) after one of its
   runs reported problems;
 - **late** (sweep runs): hourly windows whose sends are not finished ``late_alert_minutes`` after the
-  window ended, with their unsent rows per occasion and status, and later the line saying they caught up.
+  window ended, with their unsent rows per occasion and status, and later the line saying they caught up;
+- **endpoint disabled** (sweep runs): a webhook endpoint answered 410 Gone and nothing is sent to it, with the
+  count of notifications waiting and how to enable it again; later the line saying it was enabled.
 
 Alerts carry counts, statuses, ids, HTTP statuses, instants and links; never names, birthdays, message
 text, time zones or error text from the network (which may hold URLs). What was reported and what is open
@@ -30,7 +32,8 @@ from urllib.parse import quote
 
 from birthday_pipeline.db.connections import dict_cursor
 from birthday_pipeline.db.statements import load_sql
-from birthday_pipeline.ids import HOURLY_DAG
+from birthday_pipeline.deliver.claims import due_parameters
+from birthday_pipeline.ids import ENDPOINT_DAG, HOURLY_DAG
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.status import Status
 
@@ -40,7 +43,7 @@ SOURCE = "birthday-pipeline"
 HOURLY_DAG_ID = HOURLY_DAG
 # How many notification ids an alert lists; the counts are always complete.
 MAX_IDS = 20
-PROBLEMS, LATE = "problems", "late"
+PROBLEMS, LATE, ENDPOINT_DISABLED = "problems", "late", "endpoint_disabled"
 _HTTP_STATUS = re.compile(r"HTTP \d{3}")
 
 
@@ -83,7 +86,8 @@ def report_run(conn: Any, run: Run, *, tasks_succeeded: bool, settings: Settings
     """Work out the alerts ``run`` ends with, ``send`` each, then record them; return them.
 
     ``tasks_succeeded`` says whether every other task of the run succeeded. With ``late_check_at`` (the
-    sweep's run time), hourly windows are checked for unfinished sends as of that instant. If ``send``
+    sweep's run time), hourly windows are checked for unfinished sends, and endpoints for being disabled (with
+    the notifications waiting for them), as of that instant. If ``send``
     raises, nothing is recorded, so the next run reports the same again.
     """
     try:
@@ -96,6 +100,7 @@ def report_run(conn: Any, run: Run, *, tasks_succeeded: bool, settings: Settings
             found.extend(recovered_alert(run, closed) for closed in _close(conn, PROBLEMS, [run.dag_id]))
         if late_check_at is not None:
             found.extend(_late_alerts(conn, run, late_check_at, settings))
+            found.extend(_endpoint_alerts(conn, run, late_check_at, settings))
         for alert in found:
             send(alert)
     except BaseException:
@@ -241,6 +246,54 @@ def caught_up_alert(run: Run, closed: list[dict[str, Any]]) -> Alert:
         "dag_id": HOURLY_DAG_ID, "checked_by_dag_id": run.dag_id, "run_id": run.run_id, "run_url": run.url,
         "windows": [{"window_start": _utc(start), "window_end": _utc(start + timedelta(hours=1)),
                      "reported_by_run_id": row["run_id"]} for start, row in zip(starts, closed, strict=True)]})
+
+
+def _endpoint_alerts(conn: Any, run: Run, now: datetime, settings: Settings) -> list[Alert]:
+    with dict_cursor(conn) as cursor:
+        cursor.execute(load_sql("endpoints/disabled"))
+        disabled = cursor.fetchall()
+        cursor.execute(load_sql("alerts/open_subjects"), {"kind": ENDPOINT_DISABLED})
+        already_open = {row["subject"] for row in cursor.fetchall()}
+        newly_disabled = [row for row in disabled if row["endpoint_sha256"] not in already_open]
+        waiting = 0
+        if newly_disabled:
+            cursor.execute(load_sql("endpoints/waiting"), due_parameters(settings, now, timedelta(0)))
+            waiting = cursor.fetchone()["waiting"]
+    found = [endpoint_disabled_alert(run, row, waiting) for row in newly_disabled]
+    if newly_disabled:
+        _open(conn, ENDPOINT_DISABLED, [row["endpoint_sha256"] for row in newly_disabled], run)
+    enabled = sorted(already_open - {row["endpoint_sha256"] for row in disabled})
+    if enabled:
+        found.extend(endpoint_enabled_alert(run, closed) for closed in _close(conn, ENDPOINT_DISABLED, enabled))
+    return found
+
+
+def endpoint_disabled_alert(run: Run, endpoint: dict[str, Any], waiting: int) -> Alert:
+    conn_id = endpoint["conn_id"] or "(unknown connection)"
+    subject = (f"{SOURCE}: the endpoint of connection {conn_id} answered 410 Gone and is disabled; "
+               f"{_plural(waiting, 'notification')} waiting")
+    text = "\n".join([
+        subject + ":",
+        f"  disabled at {_utc(endpoint['disabled_at'])} ({endpoint['disabled_reason']}); nothing is sent to it",
+        f"  {_plural(waiting, 'notification')} wait (scheduled or to be retried, not failed); each expires once "
+        "its instant is max_lateness_hours old",
+        f"  enable it again: trigger {ENDPOINT_DAG} with conn_id {conn_id} (or point the connection at a new URL); "
+        "the next sweep sends what waits",
+        f"  {run.dag_url(ENDPOINT_DAG)}",
+    ])
+    return Alert("endpoint_disabled", subject, text, {
+        "conn_id": endpoint["conn_id"], "endpoint_sha256": endpoint["endpoint_sha256"],
+        "disabled_at": _utc(endpoint["disabled_at"]), "reason": endpoint["disabled_reason"], "waiting": waiting,
+        "checked_by_dag_id": run.dag_id, "run_id": run.run_id, "run_url": run.url})
+
+
+def endpoint_enabled_alert(run: Run, closed: dict[str, Any]) -> Alert:
+    subject = f"{SOURCE}: a disabled webhook endpoint was enabled again"
+    text = (f"{subject} (reported disabled by run {closed['run_id']} of {closed['dag_id']} at "
+            f"{_utc(closed['opened_at'])}); the waiting notifications go out with the sweep.\n  run: {run.url}")
+    return Alert("endpoint_enabled", subject, text, {
+        "endpoint_sha256": closed["subject"], "checked_by_dag_id": run.dag_id, "run_id": run.run_id,
+        "run_url": run.url, "reported_by_run_id": closed["run_id"], "reported_at": _utc(closed["opened_at"])})
 
 
 def _open(conn: Any, kind: str, subjects: list[str], run: Run) -> None:

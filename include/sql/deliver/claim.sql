@@ -6,6 +6,7 @@
 -- every worker.
 -- users is the users relation (the users_relation setting), a composed identifier; the columns returned are
 -- shared/claimed_row.sql's, the same as resend/claim.sql's.
+-- claim_limit: the most rows taken (1 for the probe of an endpoint whose circuit breaker is open), NULL: all.
 -- SKIP LOCKED lets a concurrent claimer take what this one does not; the token guards every later update.
 WITH due AS (
     SELECT n.id
@@ -15,6 +16,7 @@ WITH due AS (
         AND (%(send_at)s::timestamptz IS NULL OR n.send_at = %(send_at)s::timestamptz)
         AND {shared/due}
     ORDER BY n.id
+    LIMIT %(claim_limit)s
     FOR UPDATE OF n SKIP LOCKED
 )
 UPDATE notifications AS n
