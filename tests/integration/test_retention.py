@@ -180,7 +180,7 @@ def test_retention_beside_a_send_batch_deletes_only_old_history_and_delays_nothi
         f"retention ran {outcome['finished'] - outcome['started']:.2f} s, "
         f"the send {send_finished - send_started:.2f} s")
     assert sampler.samples > 100 and sampler.waits == []
-    assert sent == {"claimed": DUE_USERS, "sent": DUE_USERS, "failed": 0, "skipped": 0}
+    assert sent == {"claimed": DUE_USERS, "sent": DUE_USERS, "failed": 0, "skipped": 0, "waiting": 0}
     result = outcome["result"]
     assert (result.attempts_deleted, result.notifications_deleted) == (OLD_ROWS + 4, OLD_ROWS + 4)
     assert result.batches == 2 * (OLD_ROWS // RACE_BATCH + 1)
