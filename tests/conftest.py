@@ -25,7 +25,8 @@ from tests.webhook_receiver import WebhookReceiver, receiver  # noqa: F401 - the
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 APP_DATABASE = "birthday_test"
-AIRFLOW_DATABASE = "airflow_test"
+# The matrix (tools/matrix.py) gives each Airflow version its own metadata database on the same server.
+AIRFLOW_DATABASE = os.environ.get("BIRTHDAY_TEST_AIRFLOW_DATABASE", "airflow_test")
 
 
 def pytest_configure(config: pytest.Config) -> None:
