@@ -22,8 +22,7 @@ def unsupported_reason(airflow_version: str) -> str | None:
     return (
         f"birthday-pipeline needs Apache Airflow {'.'.join(map(str, OLDEST_AIRFLOW))} or newer; this environment "
         f"has Airflow {airflow_version}. Airflow 3.0's HTTP provider (5.3) has no HttpAsyncHook.config(), which "
-        "the webhook client sends through, and its requires_access_dag() has no param_dag_id, which the Birthdays "
-        "page's authorization needs (docs/deploy.md, 'Supported versions')."
+        "the webhook client sends through (docs/deploy.md, 'Supported versions')."
     )
 
 
