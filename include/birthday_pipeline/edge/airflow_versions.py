@@ -39,8 +39,10 @@ def dag_read_access(dag_id: str) -> Callable[..., None]:
 
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from fastapi import Request
 
-    def can_read_the_dag(user: security.GetUserDep) -> None:
+    # The same parameters as requires_access_dag's dependency: the page also calls it itself.
+    def can_read_the_dag(request: Request, user: security.GetUserDep) -> None:
         security._requires_access(  # Airflow 3.1's own check behind requires_access_dag
             is_authorized_callback=lambda: get_auth_manager().is_authorized_dag(
                 method="GET", details=DagDetails(id=dag_id), user=user
