@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate bench bench-quick clean chromium compose-test
+.PHONY: run test test-matrix migrate bench bench-quick clean chromium compose-test
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m tools.dev run $(if $(filter 0,$(DEMO)),--no-demo)
@@ -14,6 +14,11 @@ TEST_WORKERS ?= 4
 test: $(VENV)/.test chromium
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# The platform matrix (tools/matrix.py, docs/deploy.md "Supported versions"): the core tests on each supported
+# Airflow, installed as its platform pins it, in virtualenvs kept under .local/matrix/ between runs.
+test-matrix: $(VENV)/.test
+	$(BIN)/python -m tools.matrix
 
 # The Birthdays page test renders the page in Debian's headless chromium; install it where it is missing.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

@@ -40,10 +40,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import dag, get_current_context, setup, task, task_group, teardown
 from airflow.timetables.trigger import CronTriggerTimetable
 
+from birthday_pipeline.edge.release_sensor import ReleaseSensor
 from birthday_pipeline.ids import ALERTS_CONN, DB_CONN, HOURLY_DAG, RELEASE_GROUP, SEND_BATCH_TASK, WEBHOOK_CONN
 
 
@@ -83,7 +83,7 @@ def birthday_notifications() -> None:
 
     @task_group(group_id=RELEASE_GROUP)
     def release(release_at: str, batch: dict) -> None:
-        wait = DateTimeSensorAsync(task_id="wait_for_release", target_time=release_at, end_from_trigger=True)
+        wait = ReleaseSensor(task_id="wait_for_release", target_time=release_at, end_from_trigger=True)
         wait >> send_batch(batch)
 
     @teardown

@@ -26,12 +26,13 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow.api_fastapi.app import API_ROOT_PATH
-from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
+from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Path as PathParameter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from birthday_pipeline.edge.airflow_versions import dag_read_access
 from birthday_pipeline.ids import DB_CONN, HOURLY_DAG
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2200, 12, 31)
 # The most of an unknown zone name a 422 repeats.
 ECHOED_ZONE_CHARACTERS = 64
 
-can_read_the_dag = requires_access_dag("GET", param_dag_id=DAG_ID)
+can_read_the_dag = dag_read_access(DAG_ID)
 
 app = FastAPI(
     title="Birthdays",

@@ -30,7 +30,8 @@ from tests.webhook_receiver import WebhookReceiver, receiver  # noqa: F401 - the
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 APP_DATABASE = "birthday_test"
-AIRFLOW_DATABASE = "airflow_test"
+# The matrix (tools/matrix.py) gives each Airflow version its own metadata database on the same server.
+AIRFLOW_DATABASE = os.environ.get("BIRTHDAY_TEST_AIRFLOW_DATABASE", "airflow_test")
 # pytest-xdist names its workers gw0, gw1, ...; a run without -n has none.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 

@@ -5,6 +5,7 @@ The package, in the order a notification goes through it::
     rules/     pure time and data rules: calendar dates, 29 February, 9 AM instants (calendar), IANA and Rails
                zones (timezones, rails_zones), blank text (blanks), the occasion registry (occasions),
                safe templates (templates), language tags (locales), request body shapes (payloads)
+    supported  the Airflow releases it runs on: importing the package on an older one fails at once, saying so
     settings   the Settings model and its parsing from text (the Variable lookup is edge's)
     ids        every DAG, task, connection, Variable and pool id named in more than one place
     status     the notification statuses (Status), as the schema's CHECK constraint allows them
@@ -23,3 +24,7 @@ Only edge touches Airflow's runtime: Variables, connections, hooks and the task 
 hand in. Nothing below edge imports Airflow's runtime context or models. The SQL lives in include/sql/
 (package data ``birthday_pipeline.sql``).
 """
+
+from birthday_pipeline.supported import require_supported_airflow
+
+require_supported_airflow()

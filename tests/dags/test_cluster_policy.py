@@ -12,7 +12,7 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 
 LOAD = """
 import json, sys
-from airflow.dag_processing.dagbag import DagBag
+from tests.airflow_dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 assert not bag.import_errors, bag.import_errors
 print(json.dumps({f"{dag.dag_id}.{task.task_id}": task.pool for dag in bag.dags.values() for task in dag.tasks}))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.core
+
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED_DAG_IDS = {"birthday_endpoint", "birthday_migrate", "birthday_notifications", "birthday_resend",
                     "birthday_retention", "birthday_sweep"}
@@ -19,7 +21,7 @@ DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     return DagBag(dag_folder=DAGS_DIR)
 
@@ -70,7 +72,7 @@ def refuse(*args, **kwargs):
     raise RuntimeError("a DAG file opened a network connection while being parsed")
 socket.socket.connect = refuse
 socket.create_connection = refuse
-from airflow.dag_processing.dagbag import DagBag
+from tests.airflow_dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 assert not bag.import_errors, bag.import_errors
 print(sorted(bag.dag_ids))

@@ -8,6 +8,6 @@ import pytest
 @pytest.fixture(scope="module")
 def sweep_dag(app_database_url):
     """The ``birthday_sweep`` DAG, for real runs under ``dag.test()``."""
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     return DagBag().get_dag("birthday_sweep")

@@ -79,7 +79,7 @@ class Story:
 
 
 def tell_the_story(db: Any, alerts: WebhookReceiver, webhook: WebhookReceiver, statsd: StatsdListener) -> Story:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     story = Story(db, alerts, webhook, statsd)
     instant = (datetime.now(UTC) - timedelta(seconds=30)).replace(microsecond=0)

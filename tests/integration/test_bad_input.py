@@ -23,7 +23,7 @@ HOSTILE_LAST = 'O"Brien \\ %s %(x)s $1 ?'
 
 
 def test_a_sweep_plans_and_sends_the_good_rows_and_explains_the_bad_ones(db, webhook, app_database_url) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     yesterday = datetime.now(UTC).date() - timedelta(days=1)  # 09:00 yesterday is inside the late window
     born = yesterday.replace(year=1990)

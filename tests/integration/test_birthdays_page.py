@@ -68,7 +68,7 @@ def hours_east_at_noon(instant: datetime) -> int:
 
 def produce_demo_day(db: Any, receiver: WebhookReceiver) -> DemoDay:
     """Run the pipeline over a small cohort; return the day it celebrated and the zone to view it in."""
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     instant = (datetime.now(UTC) - timedelta(seconds=30)).replace(microsecond=0)
     day = instant.date()
@@ -178,6 +178,7 @@ def database_rows(conn: Any, day: date) -> dict[str, Any]:
     return {"counts": counts, "sent": sent, "problems": problems}
 
 
+@pytest.mark.core
 def test_the_demo_day_holds_what_the_pipeline_did(demo_day) -> None:
     demo, conn, receiver = demo_day
     assert database_rows(conn, demo.day)["counts"] == {
@@ -190,6 +191,7 @@ def test_the_demo_day_holds_what_the_pipeline_did(demo_day) -> None:
 PROTECTED = ["/birthdays/api/day", "/birthdays/api/users/1", "/birthdays/metrics", "/birthdays/openapi.json"]
 
 
+@pytest.mark.core
 def test_without_a_login_the_api_answers_401_and_the_page_sends_you_to_the_login(api_server) -> None:
     for path in PROTECTED:
         assert get(f"{api_server}{path}")[0] == 401, path
@@ -201,6 +203,7 @@ def test_without_a_login_the_api_answers_401_and_the_page_sends_you_to_the_login
     assert urllib.parse.parse_qs(login.query)["next"] == [f"{BASE_PATH}/birthdays/?day=2026-03-10"]
 
 
+@pytest.mark.core
 def test_a_user_the_auth_manager_denies_the_dag_gets_403_and_the_page_says_why(api_server, outsider_token) -> None:
     # The auth manager lets this user read other DAGs, not the hourly one; the plugin follows its decision.
     assert get(f"{api_server}/api/v2/dags/birthday_sweep", outsider_token)[0] == 200
@@ -214,6 +217,7 @@ def test_a_user_the_auth_manager_denies_the_dag_gets_403_and_the_page_says_why(a
     print("403 page for the denied user:", body)
 
 
+@pytest.mark.core
 def test_the_api_is_described_to_readers_only_and_the_page_is_linked_into_the_ui_nav(api_server, token) -> None:
     status, spec = get(f"{api_server}/birthdays/openapi.json", token)
     assert status == 200
@@ -233,6 +237,7 @@ def test_the_api_is_described_to_readers_only_and_the_page_is_linked_into_the_ui
         ("Birthdays", "birthdays/", "nav")]
 
 
+@pytest.mark.core
 def test_the_day_api_shows_counts_lateness_per_hour_and_the_problems_with_their_task_logs(
         demo_day, api_server, token) -> None:
     demo, conn, _ = demo_day
@@ -265,6 +270,7 @@ def test_the_day_api_shows_counts_lateness_per_hour_and_the_problems_with_their_
     assert status == 200
 
 
+@pytest.mark.core
 def test_a_day_in_another_zone_holds_the_instants_of_that_local_day(demo_day, api_server, token) -> None:
     demo, conn, _ = demo_day
     # Twelve or thirteen hours away from the demo's zone, its instants fall on another local date.
@@ -283,6 +289,7 @@ def test_a_day_in_another_zone_holds_the_instants_of_that_local_day(demo_day, ap
     assert get(f"{api_server}/birthdays/api/day?tz=Mars/Olympus_Mons", token)[0] == 422
 
 
+@pytest.mark.core
 def test_the_user_api_shows_the_next_send_in_utc_and_local_time_and_past_notifications(
         demo_day, api_server, token) -> None:
     demo, _, _ = demo_day
@@ -315,6 +322,7 @@ def get_answer(url: str, token: str) -> tuple[int, Any]:
         return error.code, json.load(error)
 
 
+@pytest.mark.core
 def test_out_of_range_ids_days_and_zones_are_answered_422_and_an_unknown_zone_is_echoed_in_part(
         api_server, token) -> None:
     # Beyond bigint an id names no user; it is refused before it reaches the database.
@@ -352,6 +360,7 @@ def page_backends(conn: Any) -> set[int]:
     return pids
 
 
+@pytest.mark.core
 def test_the_page_reuses_a_few_connections_and_replaces_those_the_server_ended(demo_day, api_server, token) -> None:
     demo, conn, _ = demo_day
     paths = [f"/birthdays/api/day?{day_query(demo.day, demo.zone)}", "/birthdays/api/users/3", "/birthdays/metrics"]
@@ -386,6 +395,7 @@ def test_the_page_reuses_a_few_connections_and_replaces_those_the_server_ended(d
     assert replaced and not replaced & busiest and len(replaced) <= POOL_SIZE
 
 
+@pytest.mark.core
 def test_the_metrics_endpoint_parses_as_prometheus_text_and_counts_what_the_database_holds(
         demo_day, api_server, token) -> None:
     _, conn, _ = demo_day

@@ -72,7 +72,7 @@ def attempts_of(db, user_id: int) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def dags(app_database_url):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     bag = DagBag()
     return bag.get_dag("birthday_notifications"), bag.get_dag("birthday_sweep")
@@ -88,6 +88,7 @@ def hourly_run_for(dag, instant: datetime):
     return dag.test(logical_date=whole_hour(instant) - timedelta(hours=1))
 
 
+@pytest.mark.core
 def test_a_released_batch_posts_each_message_once_at_its_instant(db, webhook, dags, monkeypatch) -> None:
     hourly, _ = dags
     instant = (now() + timedelta(seconds=12)).replace(microsecond=0)
@@ -183,6 +184,7 @@ def test_a_4xx_answer_is_not_retried(db, webhook, dags, monkeypatch) -> None:
     assert len(webhook.requests) == 1
 
 
+@pytest.mark.core
 def test_after_an_outage_the_sweep_delivers_the_late_window_once_and_expires_older_rows(db, webhook, dags) -> None:
     _, sweep = dags
     current = whole_hour(now())

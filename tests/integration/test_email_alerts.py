@@ -43,7 +43,7 @@ def inbox(monkeypatch):
 
 
 def test_a_refused_message_is_reported_by_one_email_without_personal_data(db, webhook, inbox, monkeypatch) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     with db.cursor() as cursor:
         cursor.execute("TRUNCATE open_alerts")

@@ -39,7 +39,7 @@ def users_around_the_two_days() -> list[User]:
 
 @pytest.fixture(scope="module")
 def hourly_dag(app_database_url):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     return DagBag().get_dag("birthday_notifications")
 

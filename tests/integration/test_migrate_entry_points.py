@@ -54,7 +54,7 @@ def task_logs(capfd, caplog) -> str:
 
 
 def test_every_dag_stops_at_its_first_task_until_birthday_migrate_ran(empty_db: str, capfd, caplog) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     bag = DagBag()
     caplog.set_level("INFO")

@@ -13,7 +13,6 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import psycopg2
 import pytest
 
@@ -23,8 +22,11 @@ from birthday_pipeline.schema.files import MigrationError, shipped_migrations
 from birthday_pipeline.schema.runner import ChangedMigrationError, apply_migrations
 from birthday_pipeline.schema.status import status
 from birthday_pipeline.settings import Relation
+from birthday_pipeline.edge.connections import open_database
 from tests.conftest import per_worker
-from tools.local_postgres import database_url, fresh_database
+from tools.local_postgres import airflow_connection, database_url, fresh_database
+
+pytestmark = pytest.mark.core
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SHIPPED = [migration.name for migration in shipped_migrations()]
@@ -100,14 +102,16 @@ def test_the_schema_check_names_the_version_and_what_is_missing(conn) -> None:
         "trigger birthday_migrate"]
 
 
-def test_two_runners_at_once_apply_each_migration_once(fresh_url: str) -> None:
+def test_two_runners_at_once_apply_each_migration_once(fresh_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", airflow_connection(fresh_url))
     results: list[list[str]] = []
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
     def run() -> None:
         try:
-            with closing(psycopg.connect(fresh_url)) as connection:  # psycopg 3, as PostgresHook gives tasks
+            # Through PostgresHook, as tasks connect: psycopg 3 where the platform has it, else psycopg2.
+            with closing(open_database(CONN_ID)) as connection:
                 start.wait()
                 results.append(apply_migrations(connection))
         except BaseException as error:  # noqa: BLE001 - reported below

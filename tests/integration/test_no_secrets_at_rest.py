@@ -26,7 +26,7 @@ def webhook_connection(monkeypatch, host: str, password: str | None = None) -> N
 
 def test_a_secret_that_is_not_a_whsec_key_fails_the_task_before_anything_is_claimed(
         db, receiver, app_database_url, monkeypatch, capfd) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     secret = "whsec_this is not base64!"
     instant = insert_due_utc_users(db, 3)

@@ -17,7 +17,7 @@ from tests.conftest import insert_users, set_settings
 
 @pytest.fixture(scope="module")
 def dags(app_database_url):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     bag = DagBag()
     return bag.get_dag("birthday_notifications"), bag.get_dag("birthday_sweep")

@@ -12,6 +12,8 @@ from birthday_pipeline.schema.files import pending_migrations
 from birthday_pipeline.schema.runner import apply_migrations
 from birthday_pipeline.settings import Settings
 
+pytestmark = pytest.mark.core
+
 # 09:00 on 15 December in London, UTC and Lisbon is 09:00Z; in Lagos 08:00Z.
 WINDOW = Window(datetime(2026, 12, 15, 8, tzinfo=UTC), datetime(2026, 12, 15, 10, tzinfo=UTC))
 

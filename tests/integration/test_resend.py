@@ -22,7 +22,7 @@ SENT_AT = INSTANT + timedelta(seconds=1)
 
 @pytest.fixture(scope="module")
 def resend_dag(app_database_url):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     return DagBag().get_dag("birthday_resend")
 
@@ -60,6 +60,7 @@ def conf(**overrides) -> dict:
     return {"user_ids": [1, 2, 3], "occasion": "birthday", "date": DAY.isoformat(), **overrides}
 
 
+@pytest.mark.core
 def test_a_dry_run_by_default_logs_what_would_be_sent_and_sends_nothing(db, webhook, resend_dag, rows,
                                                                          caplog) -> None:
     before = state(db)
@@ -85,6 +86,7 @@ def test_a_dry_run_by_default_logs_what_would_be_sent_and_sends_nothing(db, webh
     assert not any("Ada" in message or "Lovelace" in message for message in messages)
 
 
+@pytest.mark.core
 def test_without_force_the_sent_row_is_refused_and_the_undelivered_ones_go_out_under_their_webhook_ids(
         db, webhook, resend_dag, rows) -> None:
     assert resend_dag.test(run_conf=conf(dry_run=False)).state == "success"
@@ -116,6 +118,7 @@ def test_invalid_future_and_unknown_rows_are_refused_even_with_force(db, webhook
     assert state(db) == before
 
 
+@pytest.mark.core
 def test_a_refused_resend_fails_the_run_after_recording_the_attempt(db, webhook, resend_dag, rows) -> None:
     webhook.always(400)
 

@@ -230,7 +230,7 @@ def test_a_row_inside_the_late_window_is_kept_however_old(db) -> None:
 
 
 def test_the_retention_dag_runs_under_dag_test(db) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     now = datetime.now(UTC)
     old = now - timedelta(days=401)

@@ -25,7 +25,7 @@ MAR_10 = datetime(2026, 3, 10, 9, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def hourly(app_database_url):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     return DagBag().get_dag("birthday_notifications")
 

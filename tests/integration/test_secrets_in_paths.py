@@ -85,7 +85,7 @@ def airflow_text() -> str:
 
 @pytest.fixture
 def hourly(app_database_url):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     return DagBag().get_dag("birthday_notifications")
 

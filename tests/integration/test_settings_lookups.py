@@ -54,7 +54,7 @@ def due_users(db, instant: datetime, count: int) -> None:
 
 def test_each_task_of_a_sweep_reads_the_settings_in_one_lookup(
         db, webhook, counted_lookups, stored_variables, monkeypatch, caplog) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     instant = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
     due_users(db, instant, 2)

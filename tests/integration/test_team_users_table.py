@@ -148,7 +148,7 @@ def rows(url: str, statement: str, parameters: Any = None) -> list[tuple]:
 
 def test_the_pipeline_runs_against_the_teams_own_table_while_the_application_writes(team_database, tmp_path,
                                                                                      monkeypatch) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     url, receiver = team_database["url"], team_database["receiver"]
     bag = DagBag()

@@ -212,7 +212,7 @@ def team_view(db, monkeypatch):
 
 @pytest.fixture(scope="module")
 def dags(app_database_url):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_dagbag import DagBag
 
     bag = DagBag()
     return bag.get_dag("birthday_notifications"), bag.get_dag("birthday_sweep")

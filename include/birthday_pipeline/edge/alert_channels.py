@@ -6,6 +6,7 @@ import logging
 
 from birthday_pipeline.deliver.redaction import describe_failure, endpoint_of
 from birthday_pipeline.deliver.webhooks import failure_reason, is_success
+from birthday_pipeline.edge.airflow_versions import task_exception
 from birthday_pipeline.operate import alerts
 
 log = logging.getLogger(__name__)
@@ -20,11 +21,9 @@ def alert_sender(conn_id: str | None) -> alerts.Send | None:
     if conn_id is None:
         return None
     from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
     try:
         connection = Connection.get(conn_id)
-    except AirflowNotFoundException:
+    except task_exception("AirflowNotFoundException"):
         log.info("No connection %s: no alerts are sent", conn_id)
         return None
     if connection.conn_type in ("http", "https"):

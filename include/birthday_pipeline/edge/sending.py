@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from birthday_pipeline.deliver.claims import TaskRef
 from birthday_pipeline.deliver.delivery import DeliverySummary, RetryableDeliveryError, Sender, deliver_batch
 from birthday_pipeline.deliver.webhooks import InvalidSecretError, signing_key
+from birthday_pipeline.edge.airflow_versions import task_exception
 from birthday_pipeline.edge.connections import database_connector
 from birthday_pipeline.edge.variables import read_settings
 from birthday_pipeline.edge.webhook_client import webhook_client
@@ -61,15 +62,13 @@ def sender(connect: Callable[[], Any], webhook_conn_id: str, settings: Settings,
            ti: RuntimeTaskInstanceProtocol | None) -> Sender:
     """What this task sends with; fails it, before anything is claimed, if the signing secret is unusable."""
     from airflow.providers.http.hooks.http import HttpAsyncHook
-    from airflow.sdk.exceptions import AirflowFailException
-
     connection = HttpAsyncHook.get_connection(webhook_conn_id)
     secret = connection.password or None
     if secret is not None:
         try:
             signing_key(secret)
         except InvalidSecretError as error:
-            raise AirflowFailException(
+            raise task_exception("AirflowFailException")(
                 f"Connection {webhook_conn_id!r}: its password is not a usable webhook signing secret: {error}. "
                 "Set it to 'whsec_' followed by the base64 key (Standard Webhooks), or leave it empty to send "
                 "unsigned."
@@ -87,10 +86,8 @@ def endpoint_of(connection: Any) -> str:
 def raise_on_failures(summary: DeliverySummary, conn_id: str) -> None:
     """Fail the task for what went wrong, after recording: the endpoint gone (no retries: only enabling it again
     helps), retryable failures (Airflow retries), or rows refused for good."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     if summary.gone:
-        raise AirflowFailException(
+        raise task_exception("AirflowFailException")(
             f"The endpoint of connection {conn_id!r} answered 410 Gone: it is disabled, and nothing is sent to it "
             f"until it is enabled again (DAG {ENDPOINT_DAG}, or point the connection at a new URL); "
             f"{summary.waiting} notifications of this batch wait for it, none failed"
@@ -101,7 +98,7 @@ def raise_on_failures(summary: DeliverySummary, conn_id: str) -> None:
             f"ids {[notification_id for notification_id, _ in summary.retryable_failures]}"
         )
     if summary.permanent_failures:
-        raise AirflowFailException(
+        raise task_exception("AirflowFailException")(
             f"{len(summary.permanent_failures)} of {summary.claimed} notifications were refused by the webhook "
             f"and will not be retried: ids {[notification_id for notification_id, _ in summary.permanent_failures]}"
         )

@@ -1,6 +1,6 @@
 """The pipeline's task metrics: their names, and their emission through Airflow's own metrics API.
 
-Tasks emit through ``airflow.sdk.observability.stats``, so the metrics go wherever ``[metrics]`` sends
+Tasks emit through Airflow's ``Stats``, so the metrics go wherever ``[metrics]`` sends
 Airflow's (StatsD, Datadog's DogStatsD or OpenTelemetry), with Airflow's ``statsd_prefix`` in front, and
 nowhere when metrics are off. Per-occasion names carry the occasion as their last part (StatsD has no tags);
 the same value is also passed as the tag ``occasion`` for backends that keep tags. docs/operations.md lists
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from birthday_pipeline.status import Status
 
@@ -52,8 +52,7 @@ def count_expired(expired: Mapping[str, int]) -> None:
 
 def record_delivery(summary: DeliverySummary) -> None:
     """Sent and failed per occasion, the lateness of each delivery, and the batch's duration and rate."""
-    from airflow.sdk.observability import stats
-
+    stats = airflow_stats()
     for occasion, outcome in summary.by_occasion.items():
         _count(SENT, occasion, outcome.get("sent", 0))
         _count(FAILED, occasion, outcome.get("failed", 0))
@@ -69,6 +68,14 @@ def record_delivery(summary: DeliverySummary) -> None:
 def _count(status: str, occasion: str, count: int) -> None:
     if count <= 0:
         return
-    from airflow.sdk.observability import stats
+    airflow_stats().incr(notification_counter(status, occasion), count, tags={"occasion": occasion})
 
-    stats.incr(notification_counter(status, occasion), count, tags={"occasion": occasion})
+
+def airflow_stats() -> Any:
+    """Airflow's ``Stats``: in the Task SDK from Airflow 3.2 (whose module-level ``incr`` and friends exist only
+    from 3.3), in ``airflow.stats`` on 3.1."""
+    try:
+        from airflow.sdk.observability.stats import Stats
+    except ImportError:  # Airflow 3.1
+        from airflow.stats import Stats
+    return Stats
