@@ -59,6 +59,7 @@ LOCAL_TOOLING_ONLY: dict[tuple[str, str], str] = {
         "make migrate migrates the database this connection names when it is set (compose's birthday-migrate "
         "creates its database from BIRTHDAY_POSTGRES_URL instead)"
     ),
+    ("tools/matrix.py", "PATH"): "make test-matrix puts each set's virtualenv first for the tests it runs there",
     ("tools/compose_test.py", "CONTAINERS_CONF"): (
         "make compose-test sets it (a write the scan also sees) for the podman it runs on the host"
     ),
