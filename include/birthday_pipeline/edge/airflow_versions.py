@@ -5,6 +5,7 @@ answers the same on every one of them (docs/deploy.md, "Supported versions")."""
 # and a string would name `security`, a local it cannot see.
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 
 def task_exception(name: str) -> type[Exception]:
@@ -22,6 +23,16 @@ def task_exception(name: str) -> type[Exception]:
 
         found = getattr(exceptions, name)
     return found
+
+
+def airflow_conf() -> Any:
+    """Airflow's configuration as a task reads it: ``airflow.sdk.configuration.conf`` from Airflow 3.2, the core's
+    ``airflow.configuration.conf`` on 3.1, which has no SDK configuration module."""
+    try:
+        from airflow.sdk.configuration import conf
+    except ModuleNotFoundError:  # Airflow 3.1
+        from airflow.configuration import conf
+    return conf
 
 
 def dag_read_access(dag_id: str) -> Callable[..., None]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from birthday_pipeline.deliver.delivery import listed
+from birthday_pipeline.edge.airflow_versions import airflow_conf
 from birthday_pipeline.edge.alert_channels import alert_sender
 from birthday_pipeline.edge.connections import open_database
 from birthday_pipeline.operate import alerts
@@ -49,7 +50,6 @@ def summarize(what: str, db_conn_id: str, window: Window, settings: Settings, ti
 
 def this_run(ti: RuntimeTaskInstanceProtocol) -> tuple[alerts.Run, bool]:
     """The DAG run of the running task ``ti``, and whether every other task of it succeeded (or was skipped)."""
-    from airflow.sdk.configuration import conf
-
     failed = ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed", "upstream_failed"])
-    return alerts.Run(ti.dag_id, ti.run_id, conf.get("api", "base_url", fallback="http://localhost:8080/")), not failed
+    return alerts.Run(ti.dag_id, ti.run_id,
+                      airflow_conf().get("api", "base_url", fallback="http://localhost:8080/")), not failed

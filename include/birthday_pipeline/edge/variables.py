@@ -29,6 +29,6 @@ def read_settings_in_api_server() -> Settings:
 def max_mapped_tasks() -> int:
     """Airflow's ``[core] max_map_length`` (1024 by default): more release batches than this and the mapped group
     fails to expand, so planning never returns more."""
-    from airflow.sdk.configuration import conf
+    from birthday_pipeline.edge.airflow_versions import airflow_conf
 
-    return conf.getint("core", "max_map_length", fallback=1024)
+    return airflow_conf().getint("core", "max_map_length", fallback=1024)
