@@ -34,6 +34,8 @@ APP_DATABASE = "birthday_test"
 AIRFLOW_DATABASE = os.environ.get("BIRTHDAY_TEST_AIRFLOW_DATABASE", "airflow_test")
 # pytest-xdist names its workers gw0, gw1, ...; a run without -n has none.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# The PostgreSQL server of the run, which the controller hands to its workers.
+TEST_SERVER_ENV = "BIRTHDAY_TEST_SERVER_URL"
 
 
 def per_worker(name: str) -> str:
@@ -45,7 +47,12 @@ def per_worker(name: str) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     from tools import local_postgres
 
-    server = local_postgres.server_url(local_postgres.LOCAL_DIR / "postgres-test")
+    if XDIST_WORKER:
+        # The controller's server: workers starting the embedded one at once would race on its handle file.
+        server = os.environ[TEST_SERVER_ENV]
+    else:
+        server = local_postgres.server_url(local_postgres.LOCAL_DIR / "postgres-test")
+        os.environ[TEST_SERVER_ENV] = server
     airflow_url = local_postgres.ensure_database(server, AIRFLOW_DATABASE)
     if XDIST_WORKER:
         # The controller migrated it before starting the workers.
