@@ -31,7 +31,7 @@ from birthday_pipeline.rules.timezones import load_zone
 from birthday_pipeline.schema.files import shipped_migrations
 from birthday_pipeline.schema.runner import apply_migrations
 from birthday_pipeline.settings import Settings
-from tests.conftest import per_worker, set_settings
+from tests.conftest import set_settings
 from tests.real_services import get, login, plugin_api_server
 from tools.local_postgres import airflow_connection, database_url, fresh_database
 
@@ -116,7 +116,7 @@ def as_role(url: str, role: str) -> str:
 def team_database(monkeypatch: pytest.MonkeyPatch, webhook) -> Iterator[dict[str, Any]]:
     """The application's database, set up as docs/deploy.md says, behind connections of the two roles."""
     server = database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres")
-    url = fresh_database(server, per_worker("team_app"))
+    url = fresh_database(server, "team_app")
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cursor:
         for role in ("birthday_app", "birthday_migrator"):  # roles outlive the databases of earlier runs
             cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
