@@ -1,12 +1,14 @@
 """One send task in its own process, so its peak memory and its throughput are its own.
 
-    python -m benchmarks.send_task pipeline|bare BATCH_JSON IN_FLIGHT
+    python -m benchmarks.send_task pipeline|bare BATCH_JSON IN_FLIGHT [START_AT]
 
-``pipeline`` runs the body of the DAG's ``send_batch`` task (``sending.send_batch``: claim, re-check, HTTP
-through the provider's hook, attempt rows, status updates) on connections ``birthday_db`` and
-``birthday_webhook`` from the environment. ``bare`` is the reference: the same signed bodies for the same
-rows, built before the clock starts, posted by a plain aiohttp client with IN_FLIGHT workers and nothing
-recorded. Prints one line ``BENCH {json}`` with the rows sent, the seconds and the peak RSS.
+``pipeline`` runs the body of the DAG's ``send_batch`` task (``sending.send_batch``: claim and prepare before the
+batch's instant, re-read the rows just before it, HTTP through the provider's hook, attempt rows, status updates,
+lease heartbeat) on connections ``birthday_db`` and ``birthday_webhook`` from the environment; its figures count
+from the batch's instant (``send_at``, in the future when it starts), as a user sees them. ``bare`` is the
+reference: the same signed bodies for the same rows, built before the clock starts, posted by a plain aiohttp
+client with IN_FLIGHT workers and nothing recorded, from START_AT (a Unix time; at once without it). Prints one
+line ``BENCH {json}`` with the rows sent, the seconds, the CPU seconds they took and the peak RSS.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import resource
 import sys
 import time
 from contextlib import closing
+from datetime import datetime
 
 import aiohttp
 
@@ -41,28 +44,35 @@ def run_pipeline(batch: dict) -> dict:
     from birthday_pipeline.deliver import delivery
     from birthday_pipeline.edge import sending
 
-    # Where the time goes: the HTTP part is delivery.send_all (outcomes are recorded meanwhile); before it the
-    # claim, after it the last flush of the recorder and the end of the lease.
-    phases: dict[str, float] = {}
-    send_all = delivery.send_all
+    # Where the time goes, on the wall clock: before the instant the claim and the preparation, which end with the
+    # second look at the rows (delivery.look_again); from the instant the HTTP part (delivery.send_all; outcomes
+    # are recorded meanwhile), after it the last flush of the recorder and the end of the lease.
+    instant = datetime.fromisoformat(batch["send_at"]).timestamp()
+    marks: dict[str, float] = {}
+    send_all, look_again = delivery.send_all, delivery.look_again
+
+    def timed_look_again(*arguments: object, **keywords: object) -> object:
+        try:
+            return look_again(*arguments, **keywords)  # type: ignore[arg-type]
+        finally:
+            marks["looked_again"] = time.time()
 
     async def timed_send_all(*arguments: object, **keywords: object) -> object:
-        phases["send_started"] = time.perf_counter()
+        marks["cpu_at_instant"] = time.process_time()
         try:
             return await send_all(*arguments, **keywords)  # type: ignore[arg-type]
         finally:
-            phases["send_finished"] = time.perf_counter()
+            marks["send_finished"] = time.time()
 
-    delivery.send_all = timed_send_all  # type: ignore[assignment]
-    started = time.perf_counter()
+    delivery.send_all, delivery.look_again = timed_send_all, timed_look_again  # type: ignore[assignment]
     outcome = sending.send_batch(batch, DB_CONN_ID, WEBHOOK_CONN_ID, from_sweep=False)
-    finished = time.perf_counter()
-    return {"sent": outcome["sent"], "seconds": finished - started,
-            "claim_s": phases["send_started"] - started, "http_s": phases["send_finished"] - phases["send_started"],
-            "record_s": finished - phases["send_finished"]}
+    finished = time.time()
+    return {"sent": outcome["sent"], "seconds": finished - instant, "ready_s": instant - marks["looked_again"],
+            "http_s": marks["send_finished"] - instant, "record_s": finished - marks["send_finished"],
+            "cpu_s": time.process_time() - marks["cpu_at_instant"], "finished_at": finished}
 
 
-def run_bare(batch: dict, in_flight: int) -> dict:
+def run_bare(batch: dict, in_flight: int, start_at: float | None = None) -> dict:
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
     from birthday_pipeline.deliver.messages import Renderer
@@ -98,14 +108,19 @@ def run_bare(batch: dict, in_flight: int) -> dict:
             await asyncio.gather(*(worker(session) for _ in range(in_flight)))
         return ok
 
-    started = time.perf_counter()
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.time()))
+    started, cpu_started = time.time(), time.process_time()
     sent = asyncio.run(post_all())
-    return {"sent": sent, "seconds": time.perf_counter() - started}
+    finished = time.time()
+    return {"sent": sent, "seconds": finished - started, "cpu_s": time.process_time() - cpu_started,
+            "finished_at": finished}
 
 
-def main(mode: str, batch_json: str, in_flight: str) -> None:
+def main(mode: str, batch_json: str, in_flight: str, start_at: str | None = None) -> None:
     batch = json.loads(batch_json)
-    figures = run_pipeline(batch) if mode == "pipeline" else run_bare(batch, int(in_flight))
+    figures = run_pipeline(batch) if mode == "pipeline" else run_bare(
+        batch, int(in_flight), None if start_at is None else float(start_at))
     print("BENCH " + json.dumps({**figures, "peak_rss_mb": peak_rss_mb(), "pid": os.getpid()}), flush=True)
 
 

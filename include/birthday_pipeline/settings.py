@@ -265,6 +265,7 @@ class Settings(BaseModel):
     batch_size: PositiveInt = 2000
     max_lateness_hours: PositiveInt = 48
     release_lead_seconds: NonNegativeInt = 30
+    prepare_seconds: NonNegativeInt = 10
     max_in_flight: PositiveInt = 500
     request_timeout_seconds: PositiveInt = 15
     max_attempts: PositiveInt = 10

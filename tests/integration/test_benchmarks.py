@@ -19,8 +19,8 @@ from tools.local_postgres import database_url
 HISTORY_PATHS = ["plan", "sweep_find_due", "sweep_summarize", "hourly_summarize", "page_day_p95", "page_user_p95"]
 REQUIRED_KEYS = [
     "plan_s_1k", "plan_s_10k", "plan_ratio", "send_per_s", "ceiling_per_s", "send_ratio",
-    "first_request_lateness_p99_s", "drain_40_s", "task_instances_per_10k", "send_peak_rss_mb_1x",
-    "send_peak_rss_mb_10x",
+    "send_cpu_ratio", "first_request_lateness_p99_s", "first_request_lateness_max_s", "drain_40_s", "drain_40_bare_s",
+    "drain_ratio", "task_instances_per_10k", "send_peak_rss_mb_1x", "send_peak_rss_mb_10x",
     *(f"history_ratio_{path}" for path in HISTORY_PATHS),
     *(f"history_{path}_ms_{state}" for path in HISTORY_PATHS for state in ("without", "with")),
 ]
@@ -45,7 +45,7 @@ def test_the_benchmark_suite_runs_on_tiny_sizes_and_reports_every_figure(tmp_pat
     for name in REQUIRED_KEYS:
         assert float(reported[name]) == pytest.approx(figures[name], rel=1e-3, abs=1e-3), name
     # Every target is judged, met or not: the verdicts are the benchmark's output, not this test's.
-    assert len(figures["targets"]) == 7 + len(HISTORY_PATHS) + 2
+    assert len(figures["targets"]) == 9 + len(HISTORY_PATHS) + 2
     # The history is one notification per user (10,000) and its attempt rows; the late window's rows are
     # loaded in both states.
     assert figures["history_rows"] == 10_000

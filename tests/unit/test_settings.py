@@ -22,8 +22,8 @@ def test_defaults_when_the_variable_is_not_set(caplog) -> None:
         settings = Settings.read(lambda name: None)
     assert settings == Settings() == Settings(
         send_local_time=time(9, 0), feb29_rule=Feb29Rule.FEB28, default_timezone="UTC", batch_size=2000,
-        max_lateness_hours=48, release_lead_seconds=30, max_in_flight=500, request_timeout_seconds=15,
-        max_attempts=10, sweep_grace_seconds=120, lease_seconds=600,
+        max_lateness_hours=48, release_lead_seconds=30, prepare_seconds=10, max_in_flight=500,
+        request_timeout_seconds=15, max_attempts=10, sweep_grace_seconds=120, lease_seconds=600,
     )
     # Said once per read, at INFO: running on the defaults is a choice, not a problem.
     (record,) = caplog.records
@@ -38,6 +38,7 @@ def test_every_key_overrides_its_default() -> None:
         "batch_size": "250",
         "max_lateness_hours": " 24 ",
         "release_lead_seconds": 0,
+        "prepare_seconds": "0",
         "max_in_flight": 20,
         "request_timeout_seconds": "5",
         "max_attempts": 4,
@@ -46,8 +47,8 @@ def test_every_key_overrides_its_default() -> None:
     }
     assert read(**values) == Settings(
         send_local_time=time(8, 30), feb29_rule=Feb29Rule.MAR1, default_timezone="Europe/Berlin", batch_size=250,
-        max_lateness_hours=24, release_lead_seconds=0, max_in_flight=20, request_timeout_seconds=5, max_attempts=4,
-        sweep_grace_seconds=60, lease_seconds=300,
+        max_lateness_hours=24, release_lead_seconds=0, prepare_seconds=0, max_in_flight=20,
+        request_timeout_seconds=5, max_attempts=4, sweep_grace_seconds=60, lease_seconds=300,
     )
 
 
@@ -63,6 +64,7 @@ def test_every_key_overrides_its_default() -> None:
         ("batch_size", True, "true or false"),
         ("max_lateness_hours", "two", "max_lateness_hours"),
         ("release_lead_seconds", "-1", "greater than or equal to 0"),
+        ("prepare_seconds", "-5", "greater than or equal to 0"),
     ],
 )
 def test_a_bad_value_names_the_setting(name: str, value: object, message: str) -> None:
@@ -84,8 +86,8 @@ def test_every_bad_key_is_named_in_one_message() -> None:
 def test_settings_round_trip_through_birthday_settings() -> None:
     settings = Settings(
         send_local_time=time(8, 30, 15), feb29_rule=Feb29Rule.MAR1, default_timezone="Asia/Kathmandu",
-        batch_size=7, max_lateness_hours=12, release_lead_seconds=3, max_in_flight=9, request_timeout_seconds=4,
-        max_attempts=2, sweep_grace_seconds=1, lease_seconds=60, max_requests_per_second=250,
+        batch_size=7, max_lateness_hours=12, release_lead_seconds=3, prepare_seconds=2, max_in_flight=9,
+        request_timeout_seconds=4, max_attempts=2, sweep_grace_seconds=1, lease_seconds=60, max_requests_per_second=250,
         retry_after_floor_seconds=2, breaker_failures=3, breaker_probe_seconds=30, late_alert_minutes=45,
         users_relation=Relation(("My App", "birthday_users")), retention_days=730, attempt_retention_days=30,
         payload={"custom": {"say": "{message}", "n": [1, None]}},
@@ -98,10 +100,10 @@ def test_settings_round_trip_through_birthday_settings() -> None:
     assert Settings.from_variable_text(json.dumps(settings.as_json())) == settings
     assert set(Settings().as_json()) == {
         "send_local_time", "feb29_rule", "default_timezone", "batch_size", "max_lateness_hours",
-        "release_lead_seconds", "max_in_flight", "request_timeout_seconds", "max_attempts", "sweep_grace_seconds",
-        "lease_seconds", "max_requests_per_second", "retry_after_floor_seconds", "breaker_failures",
-        "breaker_probe_seconds", "late_alert_minutes", "users_relation", "retention_days", "attempt_retention_days",
-        "occasions", "payload", "locale_column", "opt_out_column",
+        "release_lead_seconds", "prepare_seconds", "max_in_flight", "request_timeout_seconds", "max_attempts",
+        "sweep_grace_seconds", "lease_seconds", "max_requests_per_second", "retry_after_floor_seconds",
+        "breaker_failures", "breaker_probe_seconds", "late_alert_minutes", "users_relation", "retention_days",
+        "attempt_retention_days", "occasions", "payload", "locale_column", "opt_out_column",
     }
 
 

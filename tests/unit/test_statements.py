@@ -18,7 +18,7 @@ def test_no_statement_keeps_a_fragment_placeholder() -> None:
 def test_the_due_condition_reaches_each_statement_that_selects_due_rows() -> None:
     lease_live = "EXISTS (SELECT 1 FROM claim_leases AS l WHERE l.claim_token = n.claim_token AND l.expires_at > now())"
     due = load_sql("deliver/claim")
-    assert f"(n.status = 'sending' AND NOT {lease_live})" in due
+    assert f"(n.status = 'sending' AND n.send_at <= %(now)s AND NOT {lease_live})" in due
     for parameter in ("now", "scheduled_due_by", "max_lateness", "max_attempts"):
         assert f"%({parameter})s" in due
     assert "-- The condition that makes" not in due  # the fragment's own comment stays in its file
@@ -29,7 +29,9 @@ def test_the_due_condition_reaches_each_statement_that_selects_due_rows() -> Non
     assert "\n        )\n    ORDER BY n.id\n" in due
 
 
-def test_both_claims_return_the_same_columns() -> None:
-    returning = load_sql("shared/claimed_row").split("\nRETURNING ", 1)[1]
+def test_both_claims_and_the_second_look_read_the_same_columns() -> None:
+    lines = load_sql("shared/claimed_row").strip().splitlines()
+    columns = "\n".join(line for line in lines if not line.startswith("--"))
     for name in ("deliver/claim", "resend/claim"):
-        assert load_sql(name).endswith(f"\nRETURNING {returning}"), name
+        assert load_sql(name).rstrip().endswith(f"\nRETURNING {columns}"), name
+    assert f"SELECT DISTINCT ON (n.id) {columns}\nFROM notifications AS n\n" in load_sql("deliver/look_again")

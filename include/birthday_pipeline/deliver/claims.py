@@ -7,6 +7,9 @@ holds each claimed row to the rules and the user's data as they are now: a row w
 (a rule changed, the user moved zone or changed the date) is re-planned, one whose user can no longer be
 sent a message is marked ``invalid``, one whose date was removed or whose user opted out is ``cancelled``; only
 the rest is sent.
+
+A send task claims its batch a little before the instant (``prepare_seconds``); just before the instant it looks
+at its rows again (``look_again``), so what changed in between is honoured as if it had been claimed then.
 """
 
 from __future__ import annotations
@@ -87,11 +90,13 @@ class ClaimedRow:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """Rows claimed under ``token``; ``lease_opened_at`` is ``time.monotonic()`` just before the lease opened."""
+    """Rows claimed under ``token``; ``lease_opened_at`` is ``time.monotonic()`` just before the lease opened, and
+    ``seconds`` how long the claim took (reading the rows again takes about as long)."""
 
     token: uuid.UUID
     rows: list[ClaimedRow]
     lease_opened_at: float
+    seconds: float = 0.0
 
 
 def open_lease(conn: Any, token: uuid.UUID, lease_seconds: int, task: TaskRef | None) -> None:
@@ -123,12 +128,16 @@ def claim_rows(conn: Any, statement_name: str, parameters: dict[str, Any], setti
     token = uuid.uuid4()
     lease_opened_at = time.monotonic()
     open_lease(conn, token, settings.lease_seconds, task)
+    rows = _claimed_rows(conn, statement_name, {**parameters, "claim_token": str(token)}, settings)
+    return Claim(token, rows, lease_opened_at, time.monotonic() - lease_opened_at)
+
+
+def _claimed_rows(conn: Any, statement_name: str, parameters: dict[str, Any], settings: Settings) -> list[ClaimedRow]:
+    """The rows statement ``statement_name`` returns in the columns of shared/claimed_row.sql."""
     statement = compose(conn, statement_name, **user_identifiers(settings, versions_of=("n", "user_id")))
     occasions = settings.occasion_registry
     with dict_cursor(conn) as cursor:
-        rows = [ClaimedRow.from_claim(row, occasions)
-                for row in _rows_of(cursor, statement, {**parameters, "claim_token": str(token)})]
-    return Claim(token, rows, lease_opened_at)
+        return [ClaimedRow.from_claim(row, occasions) for row in _rows_of(cursor, statement, parameters)]
 
 
 def _rows_of(cursor: Any, statement: str, parameters: dict) -> Iterator[dict[str, Any]]:
@@ -202,6 +211,25 @@ def recheck(claimed: list[ClaimedRow], settings: Settings,
         else:
             to_send.append(row)
     return to_send, to_release
+
+
+def look_again(conn: Any, token: uuid.UUID, claimed: list[ClaimedRow], settings: Settings,
+               honour_opt_out: bool = True) -> tuple[dict[int, ClaimedRow], list[Release]]:
+    """Read ``claimed`` again as the claim read them and re-check those that changed, in the open transaction.
+
+    Returns the rows that changed but are still to be sent, by id (their message is rendered again), and those to
+    hand back: re-planned, invalid or cancelled as ``recheck`` decides, and cancelled where the user no longer
+    exists (as the sweep's ``cancel_orphans`` would). A row this claim no longer holds is handed back too; the
+    claim token guards it, so that changes nothing.
+    """
+    now = {row.id: row for row in _claimed_rows(conn, "deliver/look_again",
+                                                {"ids": [row.id for row in claimed], "claim_token": str(token)},
+                                                settings)}
+    changed = [now[row.id] for row in claimed if row.id in now and now[row.id] != row]
+    to_send, to_release = recheck(changed, settings, honour_opt_out)
+    to_release += [Release(row.id, row.occasion_date, row.send_at, Status.CANCELLED, "user no longer exists")
+                   for row in claimed if row.id not in now]
+    return {row.id: row for row in to_send}, to_release
 
 
 def release(conn: Any, token: uuid.UUID, to_release: list[Release]) -> None:

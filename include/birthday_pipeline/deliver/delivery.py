@@ -1,13 +1,20 @@
 """Deliver one batch: the steps of a send task, in order, each the job of its own module.
 
-1. ``claims``: wait for the batch's instant; ask ``endpoints`` whether the endpoint may be sent to (every row;
-   one, the probe of an open circuit breaker; or none, disabled or breaker open); claim that many due rows under
-   a new token and lease, re-check each against its user and hand back (re-planned, invalid, cancelled) those
-   not due as planned;
-2. ``lease``: keep the claim alive, a heartbeat on the database clock, for as long as the batch is out;
-3. ``fanout``: POST the rows (never before their instant, paced by ``pacing`` where a rate is set);
-4. ``recording``: write each outcome down while the batch is out, at most about half a second behind, and fold
+1. ``claims``: wait until ``prepare_seconds`` before the batch's instant; ask ``endpoints`` whether the endpoint
+   may be sent to (every row; one, the probe of an open circuit breaker; or none, disabled or breaker open);
+   claim that many rows due at the instant under a new token and lease, re-check each against its user and hand
+   back (re-planned, invalid, cancelled) those not due as planned;
+2. ``lease``: keep the claim alive, a heartbeat on the database clock, from the claim for as long as the batch
+   is out;
+3. prepare: open the recorder's and the heartbeat's connections and the HTTP session, render every body
+   (``messages``); just before the instant, read the rows again (``claims.look_again``): a row whose user
+   changed is re-rendered or handed back, one whose user was deleted is cancelled;
+4. ``fanout``: at the instant, POST the rows (never before it, paced by ``pacing`` where a rate is set);
+5. ``recording``: write each outcome down while the batch is out, at most about half a second behind, and fold
    it into the endpoint's shared state.
+
+A claim taken early is safe from every other path: its rows are ``sending`` under a live lease, which no other
+claim (a retry, a second copy, the sweep, the resend) takes.
 
 A 410 Gone, or the circuit breaker's count of failures reached, stops the batch: no new request starts, the
 requests in flight finish and are recorded, and the rows never posted are handed back ``scheduled`` to wait.
@@ -19,17 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from birthday_pipeline.db.connections import ReopeningConnection
-from birthday_pipeline.deliver.claims import Claim, Release, TaskRef, claim_batch, recheck, release
+from birthday_pipeline.deliver.claims import (Claim, ClaimedRow, Release, TaskRef, claim_batch, look_again, recheck,
+                                              release)
 from birthday_pipeline.deliver.endpoints import Admission, Endpoint, Watch, admit, hand_back_unsent
-from birthday_pipeline.deliver.fanout import Attempt, Clock, OpenClient, send_all, utc_now
+from birthday_pipeline.deliver.fanout import Attempt, Clock, OpenClient, Outgoing, send_all, utc_now
 from birthday_pipeline.deliver.lease import LeaseHeartbeat, end_lease, end_lease_after_sending
+from birthday_pipeline.deliver.messages import Renderer
 from birthday_pipeline.deliver.pacing import SendPacer, waits_until
 from birthday_pipeline.deliver.recording import Recorder
 from birthday_pipeline.plan.planning import ReleaseBatch
@@ -40,6 +50,12 @@ log = logging.getLogger(__name__)
 
 # The most ids one log line lists; the count is always complete.
 LOGGED_IDS = 50
+
+# How long before the instant the claimed rows are read again: at least LOOK_AGAIN_SECONDS, and LOOK_AGAIN_CLAIMS
+# times as long as the claim took (reading the same rows again takes about as long), so the second look is over
+# before the first request is due. A change made after it races the send, as it would at any claim.
+LOOK_AGAIN_SECONDS = 0.25
+LOOK_AGAIN_CLAIMS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,30 +109,35 @@ class RetryableDeliveryError(RuntimeError):
 
 
 def deliver_batch(conn: Any, batch: ReleaseBatch, sender: Sender, grace: timedelta = timedelta(0)) -> DeliverySummary:
-    """Deliver the due rows of ``batch`` (waiting for its instant first, if it has one) on ``conn``.
+    """Deliver the due rows of ``batch`` on ``conn``: claimed and prepared ``prepare_seconds`` before its instant,
+    if it has one, and posted at the instant.
 
     ``conn`` holds the claim's transaction and then serves the pacer; ``grace`` is how old a scheduled row's
     instant must be before it is claimed (the sweep's head start for the hourly releases).
     """
-    if batch.send_at is not None:
-        for wait in waits_until(batch.send_at, sender.clock):
+    instant = batch.send_at
+    if instant is not None:
+        for wait in waits_until(instant - timedelta(seconds=sender.settings.prepare_seconds), sender.clock):
             time.sleep(wait)
     admission = admit(conn, sender.endpoint_state())
     if admission.refused:
         log.warning("Endpoint of connection %s: %s", sender.conn_id, admission.refused)
     if admission.rows == 0:
         return _Tally().summary(claimed=0, skipped=0)
-    claim = claim_batch(conn, batch, sender.settings, sender.clock(), grace, sender.task, limit=admission.rows)
-    return deliver_claimed(conn, claim, sender, admission)
+    # The rows due at the instant, claimed before it: no request leaves before it all the same (fanout).
+    due_at = sender.clock() if instant is None else max(sender.clock(), instant)
+    claim = claim_batch(conn, batch, sender.settings, due_at, grace, sender.task, limit=admission.rows)
+    return deliver_claimed(conn, claim, sender, admission, instant)
 
 
 def deliver_claimed(conn: Any, claim: Claim, sender: Sender, admission: Admission | None = None,
-                    honour_opt_out: bool = True) -> DeliverySummary:
-    """Re-check, send and record rows claimed (in the open transaction of ``conn``) under ``claim``.
+                    instant: datetime | None = None, honour_opt_out: bool = True) -> DeliverySummary:
+    """Re-check, prepare, send and record rows claimed (in the open transaction of ``conn``) under ``claim``;
+    with an ``instant``, read them again just before it and post the first request at it.
 
     The second half of ``deliver_batch``, shared with the resend DAG, which claims its rows its own way, sends them
-    whatever the endpoint's state (an operator asked for them; ``admission`` None) and, forced, to an opted-out
-    user (``honour_opt_out`` off).
+    at once whatever the endpoint's state (an operator asked for them; ``admission`` None) and, forced, to an
+    opted-out user (``honour_opt_out`` off).
     """
     settings = sender.settings
     endpoint = sender.endpoint_state()
@@ -131,6 +152,7 @@ def deliver_claimed(conn: Any, claim: Claim, sender: Sender, admission: Admissio
 
     tally = _Tally()
     handed_back = 0
+    skipped = len(to_release)
     if to_send:
         # This task's own connection, idle while the batch is out: the pacer reserves its slots on it, and the
         # lease is ended on it once every outcome is recorded.
@@ -150,8 +172,11 @@ def deliver_claimed(conn: Any, claim: Claim, sender: Sender, admission: Admissio
                     lease.check()
                     recorder.check()
 
-                asyncio.run(send_all(to_send, sender.open_client, settings, sender.secret, sender.clock, pacer,
-                                     on_attempt, check, sender.conn_id, watch.stopped))
+                renderer = Renderer(settings)
+                outgoing = [Outgoing(row, renderer.body_of(row)) for row in to_send]
+                settle = None if instant is None else functools.partial(
+                    _settle, own, claim, outgoing, sender, instant, renderer, honour_opt_out)
+                skipped += asyncio.run(_post(outgoing, settle, sender, pacer, on_attempt, check, watch.stopped))
             if watch.stopped():  # every outcome is recorded: the rows still held were never posted
                 unsent = [row.id for row in to_send]
                 handed_back = own.run(lambda conn: hand_back_unsent(conn, claim.token, unsent),
@@ -160,7 +185,43 @@ def deliver_claimed(conn: Any, claim: Claim, sender: Sender, admission: Admissio
         finally:
             end_lease_after_sending(own, claim.token)
             own.close()
-    return tally.summary(claimed=len(claim.rows), skipped=len(to_release), handed_back=handed_back)
+    return tally.summary(claimed=len(claim.rows), skipped=skipped, handed_back=handed_back)
+
+
+async def _post(outgoing: list[Outgoing], settle: Callable[[], tuple[list[Outgoing], list[Release]]] | None,
+                sender: Sender, pacer: SendPacer | None, on_attempt: Callable[[Attempt], None],
+                check: Callable[[], None], stopped: Callable[[], bool]) -> int:
+    """Open the HTTP session; ``settle`` the rows, if there is an instant to settle them before (in a thread, off
+    the event loop); then post them, each at its instant (``fanout``). Returns how many rows settling handed back."""
+    released: list[Release] = []
+    async with sender.open_client() as post:
+        if settle is not None:
+            outgoing, released = await asyncio.to_thread(settle)
+        await send_all(outgoing, post, sender.settings, sender.secret, sender.clock, pacer, on_attempt, check,
+                       sender.conn_id, stopped)
+    return len(released)
+
+
+def _settle(own: ReopeningConnection, claim: Claim, outgoing: list[Outgoing], sender: Sender, instant: datetime,
+            renderer: Renderer, honour_opt_out: bool) -> tuple[list[Outgoing], list[Release]]:
+    """Just before ``instant``, read the claimed rows again (``claims.look_again``) and hand back those that must
+    not be sent now; what is left to send, the changed rows' bodies rendered again, and what was handed back."""
+    lead = timedelta(seconds=max(LOOK_AGAIN_SECONDS, LOOK_AGAIN_CLAIMS * claim.seconds))
+    for wait in waits_until(instant - lead, sender.clock):
+        time.sleep(wait)
+
+    def look(conn: Any) -> tuple[dict[int, ClaimedRow], list[Release]]:
+        changed, to_release = look_again(conn, claim.token, [item.row for item in outgoing], sender.settings,
+                                         honour_opt_out)
+        release(conn, claim.token, to_release)
+        return changed, to_release
+
+    changed, to_release = own.run(look, "reading the claimed rows again")
+    _log_released(to_release)
+    released = {row.id for row in to_release}
+    settled = [Outgoing(changed[item.row.id], renderer.body_of(changed[item.row.id])) if item.row.id in changed
+               else item for item in outgoing if item.row.id not in released]
+    return settled, to_release
 
 
 class _Tally:
@@ -230,8 +291,8 @@ def _log_released(to_release: list[Release]) -> None:
         log.warning("%d claimed notifications became invalid since planning, not sent: ids %s", len(invalid),
                     listed(invalid))
     if cancelled:
-        log.info("Cancelled %d claimed notifications whose date was removed or whose user opted out since planning: "
-                 "ids %s", len(cancelled), listed(cancelled))
+        log.info("Cancelled %d claimed notifications whose date was removed, or whose user opted out or no longer "
+                 "exists, since planning: ids %s", len(cancelled), listed(cancelled))
 
 
 def listed(ids: list[int]) -> str:

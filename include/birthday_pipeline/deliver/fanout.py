@@ -1,5 +1,5 @@
-"""The HTTP fan-out: POST claimed rows, at most ``max_in_flight`` at a time, none before its instant,
-paced where a rate is set, and turn every answer into an ``Attempt`` the moment it is known.
+"""The HTTP fan-out: POST claimed rows, their bodies rendered beforehand, at most ``max_in_flight`` at a time, none
+before its instant, paced where a rate is set, and turn every answer into an ``Attempt`` the moment it is known.
 
 Each attempt goes to ``on_attempt`` at once (the recorder writes it down). Before each request ``check()``
 is asked whether sending may go on (the lease is alive, the recorder is healthy). Once anything raises,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +21,6 @@ import aiohttp
 from birthday_pipeline.deliver.claims import ClaimedRow
 from birthday_pipeline.deliver.pacing import SendPacer, sleep_until
 from birthday_pipeline.deliver.redaction import describe_failure
-from birthday_pipeline.deliver.messages import Renderer
 from birthday_pipeline.settings import Settings
 from birthday_pipeline.status import Status
 from birthday_pipeline.deliver.webhooks import (failure_reason, is_gone, is_retryable, is_success, request_headers,
@@ -46,6 +45,16 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# Slots: a send task holds one per row of its batch from before its instant until the row is posted.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A claimed row and its request body, rendered before the instant (its signature is not: it carries the time
+    the request starts)."""
+
+    row: ClaimedRow
+    body: bytes
 
 
 # Slots: the recorder holds one per outcome until its next flush.
@@ -74,8 +83,8 @@ class _Stopped(Exception):
 
 
 async def send_all(
-    rows: list[ClaimedRow],
-    open_client: OpenClient,
+    outgoing: Sequence[Outgoing],
+    post: Post,
     settings: Settings,
     secret: str | None,
     clock: Clock,
@@ -85,43 +94,41 @@ async def send_all(
     conn_id: str | None = None,
     stopped: Callable[[], bool] = lambda: False,
 ) -> None:
-    """POST ``rows`` in order; every outcome goes to ``on_attempt``; raise the first error after the rest settle.
+    """POST ``outgoing`` in order with ``post``; every outcome goes to ``on_attempt``; raise the first error after
+    the rest settle.
 
-    ``conn_id`` is the connection the client posts to: a request that gets no answer is recorded naming it.
+    ``conn_id`` is the connection ``post`` posts to: a request that gets no answer is recorded naming it.
     Once ``stopped()`` says so (the endpoint is gone, or its circuit breaker opened), no new request starts:
     the rows not sent are the caller's to hand back, and nothing is raised for them.
     """
     # A fixed pool of max_in_flight workers pulls rows in order: memory follows the pool, not the batch, where
     # one waiting coroutine per row would hold a frame for every row of a large batch at once.
-    pending = iter(rows)
+    pending = iter(outgoing)
     errors: list[Exception] = []
-    renderer = Renderer(settings)
 
     def may_start() -> None:
         if errors or stopped():
             raise _Stopped
         check()
 
-    async def worker(post: Post) -> None:
-        for row in pending:
+    async def worker() -> None:
+        for item in pending:
             try:
-                on_attempt(await _send_one(row, post, renderer, secret, settings, clock, pacer, may_start, conn_id))
+                on_attempt(await _send_one(item, post, secret, settings, clock, pacer, may_start, conn_id))
             except _Stopped:
                 return
             except Exception as error:  # noqa: BLE001 - kept, and raised once the requests in flight settle
                 errors.append(error)
                 return
 
-    async with open_client() as post:
-        await asyncio.gather(*(worker(post) for _ in range(min(settings.max_in_flight, len(rows)))))
+    await asyncio.gather(*(worker() for _ in range(min(settings.max_in_flight, len(outgoing)))))
     if errors:
         raise errors[0]
 
 
 async def _send_one(
-    row: ClaimedRow,
+    item: Outgoing,
     post: Post,
-    renderer: Renderer,
     secret: str | None,
     settings: Settings,
     clock: Clock,
@@ -129,16 +136,16 @@ async def _send_one(
     may_start: Callable[[], None],
     conn_id: str | None,
 ) -> Attempt:
+    row = item.row
     await sleep_until(row.send_at, clock)
     if pacer is not None:
         await pacer.wait_turn(may_start)
     may_start()
     started_at = clock()
-    body = renderer.body_of(row)
-    headers = request_headers(str(row.webhook_id), int(started_at.timestamp()), body, secret)
+    headers = request_headers(str(row.webhook_id), int(started_at.timestamp()), item.body, secret)
     started = time.perf_counter()
     try:
-        reply = await post(body, headers)
+        reply = await post(item.body, headers)
     except (TimeoutError, OSError, aiohttp.ClientError) as error:
         finished_at = clock()
         message = describe_failure(error, conn_id)

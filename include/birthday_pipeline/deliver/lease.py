@@ -54,8 +54,8 @@ class LeaseHeartbeat:
     """Keeps one claim's lease alive while its task sends (a thread and a connection of its own).
 
     Use as a context manager around the sending; on exit the heartbeat stops (the task then ends the lease
-    with ``end_lease_after_sending``, once its outcomes are recorded). Its connection is opened at the first
-    renewal, a third of the lease in: a batch shorter than that never opens one. ``check()`` raises
+    with ``end_lease_after_sending``, once its outcomes are recorded). Its connection is opened as it starts, before
+    the batch's instant, so that no connection is opened while the batch is out. ``check()`` raises
     ``LeaseLostError`` once the lease can no longer be trusted to be alive.
     """
 
@@ -90,6 +90,10 @@ class LeaseHeartbeat:
                                  f"{self._lease_seconds} s lease; stopped sending")
 
     def _beat(self) -> None:
+        try:
+            self._database.run(lambda conn: None, "connecting the lease heartbeat")
+        except CONNECTION_LOST as error:  # the first renewal tries again; check() reports a lease left unrenewed
+            log.warning("Claim %s: the lease heartbeat could not connect yet (%s)", self._token, type(error).__name__)
         wait = self._interval
         while not self._stopping.wait(wait):
             sent_at = time.monotonic()

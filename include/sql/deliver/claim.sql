@@ -23,4 +23,4 @@ UPDATE notifications AS n
 SET status = 'sending', claim_token = %(claim_token)s, claimed_at = now(), updated_at = now()
 FROM due, {users} AS u
 WHERE n.id = due.id AND u.id = n.user_id
-{shared/claimed_row}
+RETURNING {shared/claimed_row}

@@ -19,4 +19,4 @@ WHERE n.id = ANY (%(ids)s::bigint[])
         OR (n.status = 'sending' AND NOT {shared/lease_live})
         OR (n.status = 'sent' AND %(force)s AND n.sent_at < %(requested_at)s)
     )
-{shared/claimed_row}
+RETURNING {shared/claimed_row}
