@@ -50,8 +50,8 @@ PLAN_REPEATS = 3
 # How far ahead of its instant a measured send task starts: its process start and the default prepare_seconds (10)
 # fit before it, so its figures count from the instant as a user sees them.
 SEND_LEAD_SECONDS = 15
-# How far ahead the bare clients of the drain are started, all together: their start and their bodies fit before it.
-BARE_LEAD_SECONDS = 10
+# How far ahead of the moment they all start posting the bare clients of the drain are told it, once all are ready.
+BARE_LEAD_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,9 +176,9 @@ def task_environment(app_url: str, receiver_url: str, sizes: Sizes, send_local_t
 
 
 def start_send_task(environment: dict[str, str], mode: str, batch: ReleaseBatch, in_flight: int,
-                    start_at: float | None = None) -> subprocess.Popen:
+                    together: bool = False) -> subprocess.Popen:
     command = [sys.executable, "-m", "benchmarks.send_task", mode, json.dumps(batch.to_json()), str(in_flight)]
-    return subprocess.Popen(command + ([] if start_at is None else [str(start_at)]), env=environment,
+    return subprocess.Popen(command + (["together"] if together else []), env=environment, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_DIR)
 
 
@@ -206,9 +206,17 @@ def run_pipeline_at_instant(app_url: str, receiver_url: str, sizes: Sizes, batch
 
 
 def run_bare_together(environment: dict[str, str], batches: list[ReleaseBatch], in_flight: int) -> float:
-    """One bare client per batch, all posting from the same moment; the seconds until the last one's last answer."""
+    """One bare client per batch, all posting from the same moment once every one has its bodies ready; the seconds
+    from that moment until the last one's last answer."""
+    processes = [start_send_task(environment, "bare", batch, in_flight, together=True) for batch in batches]
+    for process in processes:
+        assert process.stdout is not None and process.stdin is not None
+        if process.stdout.readline().strip() != "READY":
+            raise RuntimeError(f"a bare client did not get ready: {send_task_figures(process, 'bare')}")
     start_at = time.time() + BARE_LEAD_SECONDS
-    processes = [start_send_task(environment, "bare", batch, in_flight, start_at) for batch in batches]
+    for process in processes:
+        process.stdin.write(f"{start_at}\n")
+        process.stdin.flush()
     runs = [send_task_figures(process, "bare") for process in processes]
     for run, batch in zip(runs, batches, strict=True):
         if run["sent"] != batch.size:

@@ -1,14 +1,15 @@
 """One send task in its own process, so its peak memory and its throughput are its own.
 
-    python -m benchmarks.send_task pipeline|bare BATCH_JSON IN_FLIGHT [START_AT]
+    python -m benchmarks.send_task pipeline|bare BATCH_JSON IN_FLIGHT [together]
 
 ``pipeline`` runs the body of the DAG's ``send_batch`` task (``sending.send_batch``: claim and prepare before the
 batch's instant, re-read the rows just before it, HTTP through the provider's hook, attempt rows, status updates,
 lease heartbeat) on connections ``birthday_db`` and ``birthday_webhook`` from the environment; its figures count
 from the batch's instant (``send_at``, in the future when it starts), as a user sees them. ``bare`` is the
 reference: the same signed bodies for the same rows, built before the clock starts, posted by a plain aiohttp
-client with IN_FLIGHT workers and nothing recorded, from START_AT (a Unix time; at once without it). Prints one
-line ``BENCH {json}`` with the rows sent, the seconds, the CPU seconds they took and the peak RSS.
+client with IN_FLIGHT workers and nothing recorded, at once or, ``together`` with other bare clients, from the
+moment (a Unix time) read from stdin once it has printed ``READY``. Prints one line ``BENCH {json}`` with the rows
+sent, the seconds, the CPU seconds they took and the peak RSS.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def run_pipeline(batch: dict) -> dict:
             "cpu_s": time.process_time() - marks["cpu_at_instant"], "finished_at": finished}
 
 
-def run_bare(batch: dict, in_flight: int, start_at: float | None = None) -> dict:
+def run_bare(batch: dict, in_flight: int, together: bool = False) -> dict:
     from airflow.providers.http.hooks.http import HttpAsyncHook
 
     from birthday_pipeline.deliver.messages import Renderer
@@ -108,8 +109,9 @@ def run_bare(batch: dict, in_flight: int, start_at: float | None = None) -> dict
             await asyncio.gather(*(worker(session) for _ in range(in_flight)))
         return ok
 
-    if start_at is not None:
-        time.sleep(max(0.0, start_at - time.time()))
+    if together:
+        print("READY", flush=True)
+        time.sleep(max(0.0, float(sys.stdin.readline()) - time.time()))
     started, cpu_started = time.time(), time.process_time()
     sent = asyncio.run(post_all())
     finished = time.time()
@@ -117,10 +119,9 @@ def run_bare(batch: dict, in_flight: int, start_at: float | None = None) -> dict
             "finished_at": finished}
 
 
-def main(mode: str, batch_json: str, in_flight: str, start_at: str | None = None) -> None:
+def main(mode: str, batch_json: str, in_flight: str, *options: str) -> None:
     batch = json.loads(batch_json)
-    figures = run_pipeline(batch) if mode == "pipeline" else run_bare(
-        batch, int(in_flight), None if start_at is None else float(start_at))
+    figures = run_pipeline(batch) if mode == "pipeline" else run_bare(batch, int(in_flight), "together" in options)
     print("BENCH " + json.dumps({**figures, "peak_rss_mb": peak_rss_mb(), "pid": os.getpid()}), flush=True)
 
 

@@ -17,8 +17,8 @@ code needs (trigger `birthday_migrate`) or the users relation (`users_relation`)
 Task `plan` returns the **release batches**: each distinct send instant of the window, split into runs of
 `batch_size` rows (more per batch where that would exceed `[core] max_map_length` batches). For each
 batch, the mapped group `release` defers a `DateTimeSensorAsync` until `release_lead_seconds` (30) before
-the instant, then `send_batch`
-waits in-process for the exact instant, claims the batch's rows and POSTs them to connection
+the instant, then `send_batch` claims the batch's rows `prepare_seconds` (10) before the instant, prepares them
+(connections, messages), reads them again just before it and POSTs them from the exact instant to connection
 `birthday_webhook` (at most `max_in_flight` at once). Rows that fail retryably make the task fail
 after recording them; Airflow retries it 5 s later (3 retries) and a retry sends only what is not sent.
 

@@ -34,7 +34,7 @@ def signing_key(secret: str) -> bytes:
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value of the Standard Webhooks spec: ``v1,`` + base64 HMAC-SHA256."""
-    digest = hmac.new(signing_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    digest = hmac.digest(signing_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256)
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
