@@ -1,14 +1,17 @@
-"""The benchmark suite: ``python -m benchmarks.run [--quick]`` (``make bench``, ``make bench-quick``).
+"""The benchmark suite: ``python -m benchmarks.run [--quick] [--phase NAME]`` (``make bench``, ``make bench-quick``).
 
 Measures planning over a large user table, every recurring query without and with a year of history
 (``benchmarks/history.py``), the send throughput of one send task against a bare client at the same number
-in flight, a send task's peak memory for 1x and 10x the batch size, and the release of one
-instant's rows through the real hourly DAG on real Airflow services. Prints a table, writes
+in flight, a send task's peak memory for 1x and 10x the batch size, the release of one
+instant's rows through the real hourly DAG on real Airflow services, one instant of millions of users in one
+zone (planning, its batches against ``max_map_length``, a drained sample and the arithmetic to a billion users),
+and the same instant's batches on CeleryExecutor with one and two workers. Prints a table, writes
 ``benchmarks/results/latest.json`` and ends with one line ``RESULT key=value ...``.
 
 Each figure is measured in the same run as its reference, so ratios hold on a noisy machine. Everything
-runs in its own databases (``birthday_bench``, ``airflow_bench``, ``airflow_bench_page``) on the embedded PostgreSQL
-under ``.local/postgres-bench`` or on the server named by ``BIRTHDAY_POSTGRES_URL``.
+runs in its own databases (``birthday_bench``, ``airflow_bench``, ``airflow_bench_page``,
+``airflow_bench_celery``) on the embedded PostgreSQL under ``.local/postgres-bench`` or on the server named by
+``BIRTHDAY_POSTGRES_URL``; the Celery phase needs Redis (``BIRTHDAY_REDIS_URL``, as the Celery test does).
 """
 
 from __future__ import annotations
