@@ -88,7 +88,7 @@ class InstantSizes:
 
 
 # Full: more users at one instant than a billion in one zone would have (BILLION_INSTANT); beyond that only the
-# planning time grows (about 40 s a million here).
+# planning time grows (about a minute a million here).
 INSTANT_FULL = InstantSizes(users=3_000_000, sample_batches=8, scale_in_flight=10)
 INSTANT_QUICK = InstantSizes(users=1_000_000, sample_batches=8, scale_in_flight=10)
 INSTANT_TINY = InstantSizes(users=1_000, sample_batches=8, scale_in_flight=10)
