@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg2
 import pytest
 
+from birthday_pipeline.db.statements import load_sql
+from birthday_pipeline.deliver.claims import due_parameters
 from birthday_pipeline.plan.planning import ReleaseBatch, TooManyInstants, Window, hourly_window, plan_window
 from birthday_pipeline.schema.files import pending_migrations
 from birthday_pipeline.schema.runner import apply_migrations
@@ -70,6 +72,27 @@ def test_a_window_never_has_more_release_batches_than_max_map_length(db) -> None
     with db.cursor() as cursor:  # still planned, for the sweep
         cursor.execute("SELECT count(*) FROM notifications WHERE status = 'scheduled'")
         assert cursor.fetchone()[0] == 8
+
+
+def init_plans(node: dict) -> list[str]:
+    """The subplans of an ``EXPLAIN (FORMAT JSON)`` plan node and its children that run once per statement, other
+    than its CTEs (which JSON lists as init plans too)."""
+    own = [node["Subplan Name"]] if (node.get("Parent Relationship") == "InitPlan"
+                                     and not node["Subplan Name"].startswith("CTE ")) else []
+    return own + [name for child in node.get("Plans", []) for name in init_plans(child)]
+
+
+@pytest.mark.parametrize("statement", ["plan/release_batches", "sweep/due_batches"])
+def test_the_batch_size_is_computed_once_whatever_the_estimates(db, statement: str) -> None:
+    # As a CTE cross-joined to the rows, the size was the inner side of a nested loop whenever the planner expected
+    # few rows (rows just upserted, not yet analyzed): the count of 1 M rows at one instant, again for each of them.
+    parameters = {**due_parameters(Settings(), WINDOW.end, timedelta(0)), "occasions": ["birthday"],
+                  "window_start": WINDOW.start, "window_end": WINDOW.end, "batch_size": 2000, "max_batches": 1024}
+    with db.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + load_sql(statement), parameters)
+        (plan,) = cursor.fetchone()[0]
+    db.rollback()
+    assert init_plans(plan["Plan"]), plan
 
 
 def test_replanning_moves_a_scheduled_row_and_leaves_a_finished_one(db) -> None:

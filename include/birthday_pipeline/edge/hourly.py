@@ -13,7 +13,8 @@ from birthday_pipeline.edge.reporting import log_replanned
 from birthday_pipeline.edge.reporting import summarize as summarize_window
 from birthday_pipeline.edge.variables import max_mapped_tasks, read_settings
 from birthday_pipeline.operate import metrics
-from birthday_pipeline.plan.planning import hourly_window, plan_window
+from birthday_pipeline.plan.planning import ReleaseBatch, hourly_window, plan_window
+from birthday_pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from airflow.sdk.types import RuntimeTaskInstanceProtocol
@@ -38,10 +39,15 @@ def plan(db_conn_id: str, anchor: datetime) -> list[dict[str, Any]]:
         sum(batch.size for batch in result.batches),
     )
     log_replanned(result.upserted)
+    return releases(result.batches, settings)
+
+
+def releases(batches: list[ReleaseBatch], settings: Settings) -> list[dict[str, Any]]:
+    """The mapped group's arguments (the plan task's XCom): each batch, and the moment its sensor lets go."""
     lead = timedelta(seconds=settings.release_lead_seconds)
     return [
         {"release_at": (batch.send_at - lead).isoformat(), "batch": batch.to_json()}
-        for batch in result.batches
+        for batch in batches
         if batch.send_at is not None
     ]
 
