@@ -6,8 +6,10 @@ CeleryExecutor (a Redis broker and named Celery workers). Everything started is 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,7 +37,41 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME_ENV) or socket.getfqdn()
 
 
+def _server_ports() -> range:
+    """Where ``free_port`` looks: below the kernel's ephemeral range (``ip_local_port_range``), where bind(0) and
+    outgoing connections take their ports; empty where that range is unknown or starts too low."""
+    try:
+        lowest = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    return range(10_000, lowest)
+
+
+def _port_candidates(ports: range) -> Iterator[int]:
+    """``ports`` round and round, from a place of this process's own: two test processes seldom try one port."""
+    start = random.randrange(len(ports))
+    while True:
+        yield from ports[start:]
+        yield from ports[:start]
+
+
+SERVER_PORTS = _server_ports()
+_candidates = _port_candidates(SERVER_PORTS) if SERVER_PORTS else iter(())
+
+
 def free_port() -> int:
+    """A port on 127.0.0.1 nobody uses now, for a server another process binds next (an API server, Chromium).
+
+    That process binds it seconds later on a loaded machine. A port from bind(0) would be one the kernel hands
+    out again meanwhile to the hundreds of receivers and connections of the other pytest-xdist workers; one from
+    SERVER_PORTS is only ever taken by another ``free_port``, which tries each port before handing it out."""
+    for port in itertools.islice(_candidates, len(SERVER_PORTS)):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
