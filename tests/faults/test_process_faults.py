@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -307,7 +308,7 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
     killed_at = time.time()
     time.sleep(0.5)  # what the dead tasks had written to their sockets reaches the receiver
     at_the_kill = pipeline.received(cohort)
-    unrecorded = {request.json["user_id"] for request in at_the_kill} - pipeline.written_down(cohort)
+    unwritten = set(cohort.user_ids) - pipeline.written_down(cohort)
     wait_for(pipeline.sweep_runs_finished, until=datetime.now(UTC) + timedelta(seconds=120),
              what="the first sweep run to finish")
     sleep_until(datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS))
@@ -315,20 +316,25 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
     pipeline.trigger("birthday_sweep")
     ledger = pipeline.settle(cohort, timeout=120)
     assert (ledger.delivered, ledger.lost, ledger.unsettled) == (COHORT, 0, 0), ledger
-    # Sent again (same webhook-id) are at most the requests the killed tasks had sent and not written down: those
-    # in flight at the kill and the answers the recorder had not flushed yet. It flushes every half second, but
-    # beside three other test workers on 2 cores its thread got no turn for over a second, so what it had
-    # written is read from the database at the kill rather than assumed from the clock.
+    # Sent again (same webhook-id), once, is only what the killed tasks had not written down at the kill: the
+    # requests in flight and the answers the recorder had not flushed yet, which on a quiet machine are those of
+    # the last half second. Beside three other test workers on 2 cores the tasks' event loops and recorders, and
+    # this receiver, get the CPU seconds late (two runs sent 1,200 and 796 again where the receiver's clock
+    # allowed 808 and 200), so what was written down is read from the database at the kill, not inferred from
+    # the receiver's clock.
     in_flight = sum(1 for request in at_the_kill if request.answered_at is None or request.answered_at > killed_at)
     last_second = sum(1 for request in at_the_kill
                       if request.answered_at is not None and killed_at - 1 < request.answered_at <= killed_at)
-    assert ledger.duplicates <= len(unrecorded), (ledger, len(unrecorded), in_flight, last_second)
+    accepted = Counter(request.json["user_id"] for request in pipeline.received(cohort) if request.status == 200)
+    sent_again = {user_id for user_id, count in accepted.items() if count > 1}
+    assert sent_again <= unwritten, f"{len(sent_again - unwritten)} written down before the kill and sent again"
+    assert max(accepted.values()) <= 2, "a message sent more than twice"
     assert_one_webhook_id_per_user(pipeline.received(cohort))
     [(killed_tries,)] = pipeline.metadata("SELECT count(*) FROM task_instance_history WHERE dag_id = 'birthday_sweep'"
                                           " AND task_id = 'send_batch' AND state = 'failed'")
     assert killed_tries >= 1, "the killed task left no failed try"
     record(f"{len(running)} send tasks SIGKILLed mid-batch ({in_flight} requests in flight, {last_second} answered "
-           f"in the last second, {len(unrecorded)} sent and not written down)", ledger, started=started)
+           f"in the last second, {len(sent_again)} sent again)", ledger, started=started)
     wait_for(pipeline.sweep_runs_finished, until=datetime.now(UTC) + timedelta(seconds=120),
              what="the sweep runs to finish")
 
