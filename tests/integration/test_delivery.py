@@ -376,6 +376,8 @@ def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, 
             cursor.execute("LOCK TABLE notification_attempts IN EXCLUSIVE MODE")
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
+                # A transaction sees pg_stat_activity as it was when it first read it, unless told to look again.
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
                 cursor.execute("SELECT count(*) FROM pg_stat_activity"
                                " WHERE datname = current_database() AND wait_event_type = 'Lock'")
                 if cursor.fetchone()[0]:
