@@ -82,6 +82,17 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest test files first (their ``long(minutes=N)`` marker), each file's tests in their own order: the
+    workers start on the slowest files at once instead of finishing the run with one of them alone."""
+
+    def minutes(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long")
+        return float(marker.kwargs["minutes"]) if marker else 0.0
+
+    items.sort(key=minutes, reverse=True)
+
+
 def settings_text(base: str | None = None, **values: Any) -> str:
     """The text of ``birthday_settings``: the settings in ``base`` (that text, or None) with ``values`` over them."""
     return json.dumps({**(json.loads(base) if base else {}), **values})
@@ -161,3 +172,14 @@ def webhook(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> Webho
     connection = {"conn_type": "http", "host": receiver.url, "password": WEBHOOK_SECRET}
     monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_WEBHOOK", json.dumps(connection))
     return receiver
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen]]:
+    """A list for the processes a test starts (senders): each is killed, with what it started, when the test
+    ends, so none goes on sending or writing to this worker's databases while its next test runs."""
+    from tests.real_services import stop_processes
+
+    started: list[subprocess.Popen] = []
+    yield started
+    stop_processes(started, grace_seconds=0)

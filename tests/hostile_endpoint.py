@@ -13,9 +13,12 @@ import socket
 import struct
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
+
+from tests.webhook_receiver import reserved_port
 
 HUGE = "huge"  # 200 OK with a 200 MB body
 GZIP_BOMB = "gzip_bomb"  # 200 OK, Content-Encoding: gzip, about 200 KB that inflate to 200 MB
@@ -150,8 +153,9 @@ def _head(status: int, length: int, extra: str = "") -> bytes:
             f"{extra}\r\n").encode("latin-1")
 
 
-def closed_port() -> int:
-    """A port on 127.0.0.1 nobody listens on (bound a moment ago, then released): connecting is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 nobody listens on, for the ``with`` block: connecting is refused. It stays bound
+    meanwhile, so no other process's server (another pytest-xdist worker's) takes it and answers."""
+    with reserved_port() as reservation:
+        yield reservation.getsockname()[1]

@@ -6,8 +6,10 @@ CeleryExecutor (a Redis broker and named Celery workers). Everything started is 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,10 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 REDIS_URL_ENV = "BIRTHDAY_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 WORKER_NAME_ENV = "BIRTHDAY_WORKER_NAME"
+# The parts of Airflow the API server's health report names, all of which the tests wait for.
+HEALTHY = ("scheduler", "triggerer", "dag_processor")
 
 
 def worker_hostname() -> str:
@@ -31,7 +37,41 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME_ENV) or socket.getfqdn()
 
 
+def _server_ports() -> range:
+    """Where ``free_port`` looks: below the kernel's ephemeral range (``ip_local_port_range``), where bind(0) and
+    outgoing connections take their ports; empty where that range is unknown or starts too low."""
+    try:
+        lowest = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    return range(10_000, lowest)
+
+
+def _port_candidates(ports: range) -> Iterator[int]:
+    """``ports`` round and round, from a place of this process's own: two test processes seldom try one port."""
+    start = random.randrange(len(ports))
+    while True:
+        yield from ports[start:]
+        yield from ports[:start]
+
+
+SERVER_PORTS = _server_ports()
+_candidates = _port_candidates(SERVER_PORTS) if SERVER_PORTS else iter(())
+
+
 def free_port() -> int:
+    """A port on 127.0.0.1 nobody uses now, for a server another process binds next (an API server, Chromium).
+
+    That process binds it seconds later on a loaded machine. A port from bind(0) would be one the kernel hands
+    out again meanwhile to the hundreds of receivers and connections of the other pytest-xdist workers; one from
+    SERVER_PORTS is only ever taken by another ``free_port``, which tries each port before handing it out."""
+    for port in itertools.islice(_candidates, len(SERVER_PORTS)):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -97,21 +137,11 @@ class AirflowServices:
         return self._processes[name].wait(timeout)
 
     def stop_all(self, grace_seconds: float = 30) -> None:
-        processes = list(self._processes.values())
-        for process in processes:
-            _signal_group(process, signal.SIGCONT)
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        for process in processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
+        stop_processes(list(self._processes.values()), grace_seconds)
 
-    def wait_until_healthy(self, timeout: int = 180) -> None:
-        _wait_until_healthy(self.api_url, list(self._processes.values()), self.log_dir, timeout)
+    def wait_until_healthy(self, timeout: int = 180, parts: tuple[str, ...] = HEALTHY) -> None:
+        """Wait until the API server reports ``parts`` healthy (none: until it answers at all)."""
+        _wait_until_healthy(self.api_url, list(self._processes.values()), self.log_dir, timeout, parts)
 
 
 @contextmanager
@@ -128,6 +158,9 @@ def airflow_services(environment: dict[str, str], log_dir: Path, celery_workers:
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.real_services.worker_hostname",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        # A task runner's calls to the execution API time out after 5 s by default, and its task fails: beside
+        # the other pytest-xdist workers on 2 cores the API server sometimes answers later than that.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         "PYTHONPATH": str(PROJECT_DIR),
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     }
@@ -143,22 +176,67 @@ def airflow_services(environment: dict[str, str], log_dir: Path, celery_workers:
     }
     services = AirflowServices(api_url, commands, environment, log_dir)
     try:
+        # The API server first, answering before anything that calls it starts: on a loaded machine it takes
+        # longer to start than a task does to be scheduled, and a task whose runner finds no API server fails.
+        services.start("api-server")
+        services.wait_until_healthy(parts=())
         for name in commands:
-            services.start(name)
+            if name != "api-server":
+                services.start(name)
         services.wait_until_healthy()
         yield services
     finally:
         services.stop_all()
 
 
+def stop_processes(processes: list[subprocess.Popen], grace_seconds: float = 30) -> None:
+    """Stop ``processes`` and everything they started: SIGTERM to each one's process group, SIGKILL to what is
+    left after ``grace_seconds``. Descendants are looked up before and after the grace period, since some leave
+    their parent's group (task runners, Celery pool processes) or outlive it, and one left running would go on
+    sending to this test's receiver and writing to its databases while the next test runs."""
+    descendants = _descendants(processes)
+    for process in processes:
+        _signal_group(process, signal.SIGCONT)
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    descendants += _descendants(processes)
+    for process in processes:
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+    for descendant in descendants:
+        try:
+            descendant.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _descendants(processes: list[subprocess.Popen]) -> list[psutil.Process]:
+    found = []
+    for process in processes:
+        try:
+            found += psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
 def _signal_group(process: subprocess.Popen, stop_signal: int) -> None:
+    """Signal ``process``'s group, or the process alone when it leads none (started in its parent's group)."""
     try:
         os.killpg(process.pid, stop_signal)
     except ProcessLookupError:
-        pass
+        if process.poll() is None:
+            process.send_signal(stop_signal)
 
 
-def _wait_until_healthy(api_url: str, processes: list[subprocess.Popen], log_dir: Path, timeout: int = 180) -> None:
+def _wait_until_healthy(api_url: str, processes: list[subprocess.Popen], log_dir: Path, timeout: int = 180,
+                        parts: tuple[str, ...] = HEALTHY) -> None:
+    """Wait until the API server reports ``parts`` healthy (none: until it answers at all)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         exited = [process.args for process in processes if process.poll() is not None]
@@ -167,7 +245,7 @@ def _wait_until_healthy(api_url: str, processes: list[subprocess.Popen], log_dir
         try:
             with urllib.request.urlopen(f"{api_url}/api/v2/monitor/health", timeout=2) as response:
                 health = json.load(response)
-            if all(health[part]["status"] == "healthy" for part in ("scheduler", "triggerer", "dag_processor")):
+            if all(health[part]["status"] == "healthy" for part in parts):
                 return
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -216,12 +294,7 @@ def plugin_api_server(home: Path, passwords: dict[str, str], base_path: str = ""
             time.sleep(1)
         yield url
     finally:
-        _signal_group(process, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, 9)
-            process.wait()
+        stop_processes([process])
 
 
 def login(api_url: str, user: str, password: str) -> str:

@@ -1,7 +1,9 @@
 """A real HTTP webhook receiver for integration tests and its ``receiver`` fixture.
 
 The receiver is an aiohttp server on ``127.0.0.1`` (a free port) running its own event loop in a
-background thread, so synchronous test code can send it requests and inspect what it recorded.
+background thread, so synchronous test code can send it requests and inspect what it recorded. Its port stays
+reserved from the first ``start()`` to the end of the ``with`` block, while stopped too: under pytest-xdist
+another worker's server could otherwise take the freed port and answer during a test's outage.
 Every setter and getter takes a lock: the test thread programs answers while the server thread serves.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
+import socket
 import threading
 import time
 from collections import deque
@@ -22,6 +26,10 @@ import pytest
 from aiohttp import web
 
 DEFAULT_STATUS = 200
+# How much later than the others a request sent on its slot may reach the receiver, its handler stamping
+# ``received_at``: on a loaded machine (the suite's workers on 2 cores, the sender and this receiver's thread
+# waiting for the CPU or the GIL) a request can be held back this long while the next ones arrive on time.
+RECEIVER_JITTER_SECONDS = 0.1
 _START_STOP_TIMEOUT_SECONDS = 10.0
 _SHUTDOWN_TIMEOUT_SECONDS = 2.0
 
@@ -72,7 +80,7 @@ class WebhookReceiver:
         self._delay_seconds = 0.0
         self._requests: list[ReceivedRequest] = []
         self._policy: Callable[[ReceivedRequest], Answer] | None = None
-        self._bound_port = 0
+        self._reserved: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -166,16 +174,22 @@ class WebhookReceiver:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
 
     async def _serve(self) -> None:
-        """Bind the server to a free port on 127.0.0.1 (runs on the receiver's loop)."""
+        """Serve on the receiver's reserved port on 127.0.0.1 (runs on the receiver's loop)."""
+        if self._reserved is None:
+            self._reserved = reserved_port()
+        port = self._reserved.getsockname()[1]
         app = web.Application()
         app.router.add_route("POST", "/{path:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_SECONDS)
         await runner.setup()
         self._runner = runner
-        await web.TCPSite(runner, "127.0.0.1", self._bound_port).start()
-        self._port = self._bound_port = runner.addresses[0][1]
+        await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
+        self._port = port
 
     async def _handle(self, request: web.Request) -> web.Response:
         """Record the request, then answer the next programmed status after the configured delay."""
@@ -206,6 +220,20 @@ class WebhookReceiver:
         return web.json_response({"ok": 200 <= answer.status < 300}, status=answer.status, headers=answer.headers)
 
 
+def reserved_port() -> socket.socket:
+    """A socket bound to a free port on 127.0.0.1 and not listening: connecting to the port is refused, no server
+    picks it as a free port, and one of this process binds it beside the reservation with ``SO_REUSEPORT``
+    (the kernel hands connections only to listening sockets). Close it to give the port back."""
+    reservation = socket.socket()
+    try:
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        reservation.bind(("127.0.0.1", 0))
+    except BaseException:
+        reservation.close()
+        raise
+    return reservation
+
+
 async def _shut_down(runner: web.AppRunner | None) -> None:
     """Close the server, then cancel what is still pending, such as handlers whose client went away."""
     if runner is not None:
@@ -214,6 +242,13 @@ async def _shut_down(runner: web.AppRunner | None) -> None:
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+
+
+def paced_ceiling(rate: float) -> int:
+    """The most requests sent at most ``rate`` per second, one slot every 1/``rate`` s, that this receiver may
+    stamp within one second: the second's own slots and the one on its boundary, plus those of the
+    RECEIVER_JITTER_SECONDS before it that arrived late."""
+    return math.floor(rate * (1 + RECEIVER_JITTER_SECONDS)) + 1
 
 
 def _parse_json(body: bytes) -> Any:

@@ -3,7 +3,7 @@ task killed mid-batch and the application's PostgreSQL restarted mid-send.
 
 One set of services (scheduler, dag-processor, triggerer, API server; LocalExecutor) serves five cohorts of
 1,200 users in turn, each cohort with its own fault. The first three are released by the hourly DAG through
-deferred sensors a minute after they are planned; the last two are overdue and sent by the sweep. Each
+deferred sensors 80 s after they are planned; the last two are overdue and sent by the sweep. Each
 cohort lives in its own fixed-offset zone, so changing ``send_local_time`` for the next cohort never
 moves an earlier one into the window being planned. Settings come from a file read by Airflow's local
 filesystem secrets backend on every lookup, so they change between cohorts without restarting anything.
@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,12 +38,18 @@ from tests.real_services import AirflowServices, airflow_services
 from tests.webhook_receiver import Answer, ReceivedRequest, WebhookReceiver
 from tools import local_postgres
 
+pytestmark = pytest.mark.long(minutes=7)  # five cohorts in turn on real Airflow services
+
 COHORT = 1200
 BATCH_SIZE = 200
 LEASE_SECONDS = 20
 RELEASE_LEAD_SECONDS = 15
 TRIGGERER_HEALTH_CHECK_SECONDS = 15
 SLOW_ANSWER_SECONDS = 3.0  # keeps a batch in flight long enough to be hit
+# A released cohort is due this long after it is planned: the trigger (an `airflow` command), the plan task and
+# its sensors deferring must all be done RELEASE_LEAD_SECONDS before the instant, also beside three other test
+# workers on 2 cores, where 50 s (35 s for all that) was sometimes too short.
+COHORT_LEAD_SECONDS = 80
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,9 +94,9 @@ class Pipeline:
         self.app.commit()
         return Cohort(user_ids, instant, zone_offset_hours)
 
-    def release_cohort(self, first_id: int, zone_offset_hours: int, lead_seconds: int) -> Cohort:
-        """A cohort due ``lead_seconds`` from now, planned by an hourly run and waiting on deferred sensors."""
-        instant = (datetime.now(UTC) + timedelta(seconds=lead_seconds)).replace(microsecond=0)
+    def release_cohort(self, first_id: int, zone_offset_hours: int) -> Cohort:
+        """A cohort due COHORT_LEAD_SECONDS from now, planned by an hourly run and waiting on deferred sensors."""
+        instant = (datetime.now(UTC) + timedelta(seconds=COHORT_LEAD_SECONDS)).replace(microsecond=0)
         self.set_send_local_time(instant + timedelta(hours=zone_offset_hours))
         cohort = self.add_cohort(first_id, instant, zone_offset_hours)
         # Any moment of the hour before the instant anchors the run that owns it; off the whole hour, so it
@@ -131,6 +138,15 @@ class Pipeline:
     def received(self, cohort: Cohort) -> list[ReceivedRequest]:
         members = set(cohort.user_ids)
         return [request for request in self.webhook.requests if request.json["user_id"] in members]
+
+    def written_down(self, cohort: Cohort) -> set[int]:
+        """Users of ``cohort`` whose notification a send task has recorded as sent."""
+        with self.app.cursor() as cursor:
+            cursor.execute("SELECT user_id FROM notifications WHERE user_id = ANY (%s) AND status = 'sent'",
+                           (cohort.user_ids,))
+            found = {user_id for (user_id,) in cursor.fetchall()}
+        self.app.commit()
+        return found
 
     def settle(self, cohort: Cohort, timeout: float) -> Ledger:
         """Wait until every user of ``cohort`` is delivered or accounted for; the ledger."""
@@ -242,7 +258,7 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
 
     # 1. The triggerer dies (SIGKILL) while the cohort's sensors are deferred; a new one takes their triggers
     # once the dead one's heartbeat is older than the health-check threshold.
-    cohort = pipeline.release_cohort(1, zone_offset_hours=0, lead_seconds=70)
+    cohort = pipeline.release_cohort(1, zone_offset_hours=0)
     pipeline.services.signal("triggerer", signal.SIGKILL)
     pipeline.services.wait("triggerer", timeout=30)
     pipeline.services.start("triggerer")
@@ -251,7 +267,7 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
     record("triggerer SIGKILL while sensors deferred", ledger, cohort)
 
     # 2. The triggerer is frozen (SIGSTOP) for twice its health-check threshold across the release moment.
-    cohort = pipeline.release_cohort(10_001, zone_offset_hours=-1, lead_seconds=50)
+    cohort = pipeline.release_cohort(10_001, zone_offset_hours=-1)
     frozen_for = 2 * TRIGGERER_HEALTH_CHECK_SECONDS
     sleep_until(cohort.instant - timedelta(seconds=RELEASE_LEAD_SECONDS + 5))
     pipeline.services.signal("triggerer", signal.SIGSTOP)
@@ -262,7 +278,7 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
     record(f"triggerer SIGSTOP for {frozen_for} s across the release", ledger, cohort)
 
     # 3. The scheduler restarts (SIGTERM, then a new one) just before the sensors let go.
-    cohort = pipeline.release_cohort(20_001, zone_offset_hours=-2, lead_seconds=50)
+    cohort = pipeline.release_cohort(20_001, zone_offset_hours=-2)
     sleep_until(cohort.instant - timedelta(seconds=RELEASE_LEAD_SECONDS + 3))
     pipeline.services.signal("scheduler", signal.SIGTERM, whole_group=False)
     try:
@@ -292,6 +308,7 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
     killed_at = time.time()
     time.sleep(0.5)  # what the dead tasks had written to their sockets reaches the receiver
     at_the_kill = pipeline.received(cohort)
+    unwritten = set(cohort.user_ids) - pipeline.written_down(cohort)
     wait_for(pipeline.sweep_runs_finished, until=datetime.now(UTC) + timedelta(seconds=120),
              what="the first sweep run to finish")
     sleep_until(datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS))
@@ -299,18 +316,25 @@ def test_processes_killed_frozen_and_restarted_lose_nothing(pipeline: Pipeline, 
     pipeline.trigger("birthday_sweep")
     ledger = pipeline.settle(cohort, timeout=120)
     assert (ledger.delivered, ledger.lost, ledger.unsettled) == (COHORT, 0, 0), ledger
-    # Sent again (same webhook-id) are at most the requests the killed tasks had out, answered 2xx by the
-    # receiver after the kill, and those answered in its last second, which the recorder had not written yet.
+    # Sent again (same webhook-id), once, is only what the killed tasks had not written down at the kill: the
+    # requests in flight and the answers the recorder had not flushed yet, which on a quiet machine are those of
+    # the last half second. Beside three other test workers on 2 cores the tasks' event loops and recorders, and
+    # this receiver, get the CPU seconds late (two runs sent 1,200 and 796 again where the receiver's clock
+    # allowed 808 and 200), so what was written down is read from the database at the kill, not inferred from
+    # the receiver's clock.
     in_flight = sum(1 for request in at_the_kill if request.answered_at is None or request.answered_at > killed_at)
     last_second = sum(1 for request in at_the_kill
                       if request.answered_at is not None and killed_at - 1 < request.answered_at <= killed_at)
-    assert ledger.duplicates <= in_flight + last_second, (ledger, in_flight, last_second)
+    accepted = Counter(request.json["user_id"] for request in pipeline.received(cohort) if request.status == 200)
+    sent_again = {user_id for user_id, count in accepted.items() if count > 1}
+    assert sent_again <= unwritten, f"{len(sent_again - unwritten)} written down before the kill and sent again"
+    assert max(accepted.values()) <= 2, "a message sent more than twice"
     assert_one_webhook_id_per_user(pipeline.received(cohort))
     [(killed_tries,)] = pipeline.metadata("SELECT count(*) FROM task_instance_history WHERE dag_id = 'birthday_sweep'"
                                           " AND task_id = 'send_batch' AND state = 'failed'")
     assert killed_tries >= 1, "the killed task left no failed try"
     record(f"{len(running)} send tasks SIGKILLed mid-batch ({in_flight} requests in flight, {last_second} answered "
-           f"in the last second)", ledger, started=started)
+           f"in the last second, {len(sent_again)} sent again)", ledger, started=started)
     wait_for(pipeline.sweep_runs_finished, until=datetime.now(UTC) + timedelta(seconds=120),
              what="the sweep runs to finish")
 

@@ -18,6 +18,8 @@ import pytest
 
 from tools.local_postgres import database_url
 
+pytestmark = pytest.mark.long(minutes=4)  # every benchmark phase, real Airflow services included
+
 HISTORY_PATHS = ["plan", "sweep_find_due", "sweep_summarize", "hourly_summarize", "page_day_p95", "page_user_p95"]
 REQUIRED_KEYS = [
     "plan_s_1k", "plan_s_10k", "plan_ratio", "send_per_s", "ceiling_per_s", "send_ratio",

@@ -39,6 +39,8 @@ from tests.conftest import WEBHOOK_SECRET, insert_users, settings_text
 from tests.real_services import PROJECT_DIR, NoRedirect, get, login, plugin_api_server
 from tests.webhook_receiver import Answer, WebhookReceiver
 
+pytestmark = pytest.mark.long(minutes=3)  # real API servers and headless Chromium
+
 SCREENSHOTS = PROJECT_DIR / ".local" / "artifacts"
 SENT_BIRTHDAYS = [1, 2, 3, 4, 5, 6]
 ANNIVERSARIES = [3, 4]

@@ -370,10 +370,19 @@ def test_a_database_connection_lost_mid_send_is_recorded_after_reconnecting(db, 
     killed: list[int] = []
 
     def kill_the_flush_midway() -> None:
-        """Hold the attempts table, so the first flush waits on it; then kill every connection waiting."""
+        """Hold the attempts table, so the first flush waits on it; once it waits (seconds later on a loaded
+        machine), kill every connection waiting."""
         with connect(app_database_url) as holder, holder.cursor() as cursor:
             cursor.execute("LOCK TABLE notification_attempts IN EXCLUSIVE MODE")
-            time.sleep(2.5)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                # A transaction sees pg_stat_activity as it was when it first read it, unless told to look again.
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute("SELECT count(*) FROM pg_stat_activity"
+                               " WHERE datname = current_database() AND wait_event_type = 'Lock'")
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
             cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                            " WHERE datname = current_database() AND wait_event_type = 'Lock'")
             killed.append(cursor.fetchone()[0])

@@ -15,15 +15,10 @@ from pathlib import Path
 from birthday_pipeline.deliver.messages import Renderer
 from birthday_pipeline.deliver.webhooks import request_headers
 from birthday_pipeline.settings import Settings
+from tests.real_services import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:

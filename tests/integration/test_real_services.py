@@ -21,6 +21,8 @@ from tests.conftest import WEBHOOK_SECRET, per_worker, settings_text
 from tests.real_services import airflow_cli, airflow_services, redis_url
 from tools.local_postgres import database_url, fresh_database, sqlalchemy_url
 
+pytestmark = pytest.mark.long(minutes=4)  # two executors' services, each with a batch due a minute and a half ahead
+
 HOURLY_USERS = range(1, 9)  # four batches of two, due ahead
 OVERDUE_USERS = range(101, 103)  # at UTC+1: the same local time came an hour ago
 NAME = ("Gwendolyn", "Featherstonehaugh")  # distinctive, so the log check below cannot miss them

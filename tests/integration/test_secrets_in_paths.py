@@ -133,9 +133,9 @@ def test_endpoints_failing_every_way_leak_no_secret_in_their_path(db, hourly, mo
 
 
 def test_endpoints_refusing_connections_leak_no_secret_in_their_path(db, hourly, monkeypatch, capfd, caplog) -> None:
-    closed = f"http://127.0.0.1:{closed_port()}"
-    connections(monkeypatch, closed, closed)
-    with caplog.at_level(logging.INFO):
+    with closed_port() as port, caplog.at_level(logging.INFO):
+        closed = f"http://127.0.0.1:{port}"
+        connections(monkeypatch, closed, closed)
         instant, run = run_hourly(hourly, db, monkeypatch)
 
     assert run.state == "failed"
@@ -163,8 +163,8 @@ def test_an_alert_that_fails_names_its_connection_never_its_url(monkeypatch, cap
     monkeypatch.setattr(alert_channels, "ALERT_TIMEOUT_SECONDS", 1)
     alert = Alert("recovered", "subject", "text", {})
     # INFO, a task's log level: at DEBUG urllib3 logs each request line, path and query included.
-    with HostileEndpoint(lambda path: reply) as endpoint, caplog.at_level(logging.INFO):
-        base = endpoint.url if reply is not None else f"http://127.0.0.1:{closed_port()}"
+    with HostileEndpoint(lambda path: reply) as endpoint, closed_port() as closed, caplog.at_level(logging.INFO):
+        base = endpoint.url if reply is not None else f"http://127.0.0.1:{closed}"
         connections(monkeypatch, base, base)
         with pytest.raises(alert_channels.AlertNotSent) as raised:
             alert_channels._post_alert("birthday_alerts", alert)

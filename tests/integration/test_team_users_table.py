@@ -68,6 +68,8 @@ def statements(block: str) -> list[str]:
 
 
 OPERATOR, PASSWORD = "team-operator", "team-operator-password"
+# The advisory lock (in the server's postgres database) that one test process at a time holds on team_app.
+TEAM_DATABASE_LOCK_KEY = 23_0001
 
 
 class ApplicationWrites(threading.Thread):
@@ -114,22 +116,30 @@ def as_role(url: str, role: str) -> str:
 
 @pytest.fixture
 def team_database(monkeypatch: pytest.MonkeyPatch, webhook) -> Iterator[dict[str, Any]]:
-    """The application's database, set up as docs/deploy.md says, behind connections of the two roles."""
+    """The application's database, set up as docs/deploy.md says, behind connections of the two roles.
+
+    Its name and roles are the server's, not one test process's (roles belong to the whole cluster, and the
+    docs' statements name them): a session-level advisory lock, held until the test ends, keeps any other
+    test process on the same server (another pytest-xdist worker, another checkout's run) out meanwhile."""
     server = database_url(os.environ["BIRTHDAY_TEST_DATABASE_URL"], "postgres")
-    url = fresh_database(server, "team_app")
-    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cursor:
-        for role in ("birthday_app", "birthday_migrator"):  # roles outlive the databases of earlier runs
-            cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-        cursor.execute(APPLICATION)
-        cursor.execute(docs_block("team-database"))
-        conn.commit()
-    with closing(psycopg2.connect(as_role(url, "birthday_migrator"))) as conn, conn.cursor() as cursor:
-        cursor.execute(docs_block("team-view"))
-        conn.commit()
-    monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB", airflow_connection(as_role(url, "birthday_app")))
-    monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB_ADMIN", airflow_connection(as_role(url, "birthday_migrator")))
-    set_settings(monkeypatch, users_relation="birthday.team_users")
-    yield {"url": url, "receiver": webhook}
+    with closing(psycopg2.connect(server)) as lock:
+        lock.autocommit = True  # the lock is the session's: no transaction left open beside the test
+        with lock.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%(key)s)", {"key": TEAM_DATABASE_LOCK_KEY})
+        url = fresh_database(server, "team_app")
+        with closing(psycopg2.connect(url)) as conn, conn.cursor() as cursor:
+            for role in ("birthday_app", "birthday_migrator"):  # roles outlive the databases of earlier runs
+                cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            cursor.execute(APPLICATION)
+            cursor.execute(docs_block("team-database"))
+            conn.commit()
+        with closing(psycopg2.connect(as_role(url, "birthday_migrator"))) as conn, conn.cursor() as cursor:
+            cursor.execute(docs_block("team-view"))
+            conn.commit()
+        monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB", airflow_connection(as_role(url, "birthday_app")))
+        monkeypatch.setenv("AIRFLOW_CONN_BIRTHDAY_DB_ADMIN", airflow_connection(as_role(url, "birthday_migrator")))
+        set_settings(monkeypatch, users_relation="birthday.team_users")
+        yield {"url": url, "receiver": webhook}
 
 
 def build_team_indexes(url: str) -> None:
