@@ -18,7 +18,7 @@ import pytest
 
 from tools.local_postgres import database_url
 
-pytestmark = pytest.mark.long(minutes=4)  # every benchmark phase, real Airflow services included
+pytestmark = pytest.mark.long(minutes=10)  # every benchmark phase, real Airflow services (two executors) included
 
 HISTORY_PATHS = ["plan", "sweep_find_due", "sweep_summarize", "hourly_summarize", "page_day_p95", "page_user_p95"]
 REQUIRED_KEYS = [
