@@ -304,43 +304,60 @@ def bench_sending(app_url: str, receiver_url: str, sizes: Sizes) -> dict[str, An
 # --- the hourly DAG on real Airflow services ---------------------------------------------------------------
 
 
-def bench_dag(server: str, app_url: str, receiver_url: str, sizes: Sizes, lead_seconds: int) -> dict[str, Any]:
-    """Release ``dag_rows`` rows due at one instant through a triggered run of the hourly DAG.
-
-    The scheduler makes no runs of its own (``use_job_schedule`` off), so the triggered run is the only
-    one that plans and releases the instant.
-    """
-    from tests.real_services import airflow_cli, airflow_services
-
-    metadata_url = local_postgres.fresh_database(server, AIRFLOW_DATABASE)
-    home = Path(tempfile.mkdtemp(prefix="birthday-bench-airflow-"))
+def airflow_environment(app_url: str, receiver_url: str, sizes: Sizes, metadata_url: str, home: Path,
+                        lead_seconds: int, executor: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The environment of real Airflow services on metadata database ``metadata_url`` with ``executor``'s settings,
+    the scheduler's own schedule off, and the settings to store in ``birthday_settings`` once they are up (not in
+    the environment, which Airflow would read first, so that each run can set its send time)."""
     environment = {
         **task_environment(app_url, receiver_url, sizes, "09:00:00"),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": local_postgres.sqlalchemy_url(metadata_url),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        **executor,
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_DIR / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
-    # The send time is set once the services are up: birthday_settings in the metadata database, not the
-    # environment (which Airflow would read first).
     settings = {**json.loads(environment.pop(SETTINGS_ENVIRONMENT)), "release_lead_seconds": lead_seconds}
+    return environment, settings
+
+
+def trigger_instant(environment: dict[str, str], settings: dict[str, Any], app_url: str, users: int,
+                    instant: datetime, run_id: str | None = None) -> None:
+    """``users`` users due at ``instant``, its send time in ``birthday_settings``, and a triggered run of the hourly
+    DAG (named ``run_id``, if given) that owns the instant."""
+    from tests.real_services import airflow_cli
+
+    with closing(psycopg2.connect(app_url)) as conn:
+        execute(conn, "reset")
+        execute(conn, "due_users", {"count": users, "born": instant.date().replace(year=1990),
+                                    "send_at": instant, "occasion_date": instant.date()})
+        # Planning upserts these rows; they only stand in for users whose instant is the benchmark's.
+        execute(conn, "reset_notifications")
+    airflow_cli(environment, "variables", "set", SETTINGS_VARIABLE,
+                json.dumps({**settings, "send_local_time": instant.strftime("%H:%M:%S")}))
+    # Any moment of the hour before the instant anchors the run that owns it.
+    airflow_cli(environment, "dags", "trigger", DAG_ID, *(["--run-id", run_id] if run_id else []), "--logical-date",
+                (instant - timedelta(hours=1, microseconds=-1)).isoformat())
+
+
+def bench_dag(server: str, app_url: str, receiver_url: str, sizes: Sizes, lead_seconds: int) -> dict[str, Any]:
+    """Release ``dag_rows`` rows due at one instant through a triggered run of the hourly DAG.
+
+    The scheduler makes no runs of its own (``use_job_schedule`` off), so the triggered run is the only
+    one that plans and releases the instant.
+    """
+    from tests.real_services import airflow_services
+
+    metadata_url = local_postgres.fresh_database(server, AIRFLOW_DATABASE)
+    home = Path(tempfile.mkdtemp(prefix="birthday-bench-airflow-"))
+    environment, settings = airflow_environment(app_url, receiver_url, sizes, metadata_url, home, lead_seconds,
+                                                {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"})
     with airflow_services(environment, home):
         instant = (datetime.now(UTC) + timedelta(seconds=lead_seconds + 45)).replace(microsecond=0)
-        with closing(psycopg2.connect(app_url)) as conn:
-            execute(conn, "reset")
-            execute(conn, "due_users", {"count": sizes.dag_rows, "born": instant.date().replace(year=1990),
-                                        "send_at": instant, "occasion_date": instant.date()})
-            # Planning upserts these rows; they only stand in for users whose instant is the benchmark's.
-            execute(conn, "reset_notifications")
-        airflow_cli(environment, "variables", "set", SETTINGS_VARIABLE,
-                    json.dumps({**settings, "send_local_time": instant.strftime("%H:%M:%S")}))
-        # Any moment of the hour before the instant anchors the run that owns it.
-        airflow_cli(environment, "dags", "trigger", DAG_ID, "--logical-date",
-                    (instant - timedelta(hours=1, microseconds=-1)).isoformat())
+        trigger_instant(environment, settings, app_url, sizes.dag_rows, instant)
         deadline = instant + timedelta(seconds=120)
         with closing(psycopg2.connect(app_url)) as conn:
             conn.autocommit = True
@@ -450,10 +467,7 @@ def bench_scale_out(server: str, app_url: str, receiver_url: str, sizes: Sizes, 
     metadata_url = local_postgres.fresh_database(server, SCALE_AIRFLOW_DATABASE)
     home = Path(tempfile.mkdtemp(prefix="birthday-bench-celery-"))
     task_sizes = dataclasses.replace(sizes, batch_size=rows_per_batch, in_flight=instant.scale_in_flight)
-    environment = {
-        **task_environment(app_url, receiver_url, task_sizes, "09:00:00"),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": local_postgres.sqlalchemy_url(metadata_url),
+    environment, settings = airflow_environment(app_url, receiver_url, task_sizes, metadata_url, home, lead_seconds, {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": redis_url(),
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_url,
@@ -461,13 +475,7 @@ def bench_scale_out(server: str, app_url: str, receiver_url: str, sizes: Sizes, 
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         # A queue of this run's own: another run on the same Redis neither takes nor drops its tasks.
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"birthday_bench_{uuid.uuid4().hex}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_DIR / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-    }
-    settings = {**json.loads(environment.pop(SETTINGS_ENVIRONMENT)), "release_lead_seconds": lead_seconds}
+    })
     users = instant.sample_batches * rows_per_batch
     runs: list[dict[str, Any]] = []
     with airflow_services(environment, home, celery_workers=2) as services:
@@ -495,19 +503,9 @@ def release_one_instant(environment: dict[str, str], settings: dict[str, Any], a
                         users: int, run_id: str, lead_seconds: int) -> dict[str, Any]:
     """``users`` users due at one instant, released by a triggered run ``run_id`` of the hourly DAG: its sends/s
     (first request to last answer) and how many batches each worker sent."""
-    from tests.real_services import airflow_cli
-
     # Time for the plan task and a restarted worker before the sensors let go.
     instant = (datetime.now(UTC) + timedelta(seconds=lead_seconds + 40)).replace(microsecond=0)
-    with closing(psycopg2.connect(app_url)) as conn:
-        execute(conn, "reset")
-        execute(conn, "due_users", {"count": users, "born": instant.date().replace(year=1990),
-                                    "send_at": instant, "occasion_date": instant.date()})
-        execute(conn, "reset_notifications")
-    airflow_cli(environment, "variables", "set", SETTINGS_VARIABLE,
-                json.dumps({**settings, "send_local_time": instant.strftime("%H:%M:%S")}))
-    airflow_cli(environment, "dags", "trigger", DAG_ID, "--run-id", run_id, "--logical-date",
-                (instant - timedelta(hours=1, microseconds=-1)).isoformat())
+    trigger_instant(environment, settings, app_url, users, instant, run_id)
     deadline = instant + timedelta(seconds=300)
     with closing(psycopg2.connect(app_url)) as conn:
         conn.autocommit = True

@@ -96,7 +96,7 @@ class Claim:
     token: uuid.UUID
     rows: list[ClaimedRow]
     lease_opened_at: float
-    seconds: float = 0.0
+    seconds: float
 
 
 def open_lease(conn: Any, token: uuid.UUID, lease_seconds: int, task: TaskRef | None) -> None:
